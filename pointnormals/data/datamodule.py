@@ -1,0 +1,170 @@
+"""The LightningDataModule of the training pipeline (built from ``conf/data/*.yaml``).
+
+Validation and test each return *two or more* loaders side by side, one per protocol
+(default ``aligned`` and ``o3``): the same clouds, subsampled and noised identically,
+once in their canonical pose and once under fixed seeded rotations and reflections.
+Their names are :attr:`NormalsDataModule.val_protocol_names` and
+:attr:`NormalsDataModule.test_protocol_names`, in dataloader order, so metrics can be
+logged as ``val/aligned/...`` and ``val/o3/...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+from torch.utils.data import ConcatDataset, Dataset, Subset
+from torch_geometric.loader import DataLoader
+
+from pointnormals.data.modelnet import ModelNet40, detect_layout
+from pointnormals.data.protocols import Protocol, ProtocolDataset, protocol_datasets
+from pointnormals.data.synthetic import SyntheticShapes
+
+__all__ = ["DATASETS", "NormalsDataModule"]
+
+DATASETS = ("synthetic", "modelnet40", "mixed")
+
+
+class NormalsDataModule(L.LightningDataModule):
+    """Point clouds with ground-truth normals, batched the PyG way (``batch`` vector).
+
+    Args:
+        dataset: ``synthetic``, ``modelnet40`` or ``mixed`` (both, concatenated).
+        root: ModelNet40 directory, either layout (``modelnet40`` and ``mixed``).
+        cache_dir: where generated / cached data goes (``data/``).
+        num_points: points per training cloud.
+        eval_num_points: points per validation / test cloud (``None``: all).
+        batch_size: clouds per training batch.
+        eval_batch_size: clouds per evaluation batch (default ``batch_size``).
+        num_workers: loader worker processes.
+        seed: *data* seed: synthetic shapes, the ModelNet validation split and the
+            evaluation protocols. Training augmentation uses the process RNG instead
+            (seed it with ``lightning.seed_everything(seed, workers=True)``).
+        train_rotation: ``none | z | so3 | o3`` augmentation while training.
+        train_noise: noise levels (fraction of the box diagonal), one drawn per cloud.
+        train_density: density modes ``none | gradient | stripes``, one drawn per cloud.
+        val_protocols: protocol names of the validation loaders (see
+            :func:`~pointnormals.data.protocols.get_protocol`).
+        test_protocols: protocol names of the test loaders.
+        synthetic_sizes: number of synthetic ``(train, val, test)`` shapes.
+        synthetic_points: points sampled per synthetic shape.
+        modelnet_points: points sampled per ModelNet40 mesh (mesh layout only).
+        val_fraction: share of the ModelNet40 train split held out for validation.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "synthetic",
+        root: str | None = None,
+        cache_dir: str = "data",
+        num_points: int = 2048,
+        eval_num_points: int | None = 2048,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        train_rotation: str = "none",
+        train_noise: Sequence[float] = (0.0,),
+        train_density: Sequence[str] = ("none",),
+        val_protocols: Sequence[str] = ("aligned", "o3"),
+        test_protocols: Sequence[str] = ("aligned", "o3"),
+        synthetic_sizes: Sequence[int] = (512, 64, 64),
+        synthetic_points: int = 4096,
+        modelnet_points: int = 10_000,
+        val_fraction: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}, expected one of {DATASETS}")
+        if dataset != "synthetic" and not root:
+            raise ValueError(f"dataset={dataset} needs data.root=<ModelNet40 directory>")
+        self.save_hyperparameters()
+        self.dataset, self.root, self.cache_dir = dataset, root, Path(cache_dir)
+        self.num_points, self.eval_num_points = num_points, eval_num_points
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers, self.seed = num_workers, seed
+        self.train_protocol = Protocol(
+            "train",
+            rotation=train_rotation,
+            noise=tuple(float(x) for x in train_noise),
+            density=tuple(str(x) for x in train_density),
+            num_points=num_points,
+        )
+        self.val_protocol_names = tuple(str(x) for x in val_protocols)
+        self.test_protocol_names = tuple(str(x) for x in test_protocols)
+        self.synthetic_sizes = tuple(int(x) for x in synthetic_sizes)
+        self.synthetic_points, self.modelnet_points = synthetic_points, modelnet_points
+        self.val_fraction = val_fraction
+        self._bases: dict[str, Dataset] | None = None
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic caches and check the ModelNet40 root (one process)."""
+        if self.dataset != "modelnet40":
+            for split in ("train", "val", "test"):
+                self._synthetic(split)
+        if self.dataset != "synthetic":
+            detect_layout(self.root)  # fails early with a one-line message
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the raw train / val / test datasets (idempotent)."""
+        if self._bases is not None:
+            return
+        parts: dict[str, list[Dataset]] = {"train": [], "val": [], "test": []}
+        if self.dataset != "modelnet40":
+            for split in parts:
+                parts[split].append(self._synthetic(split))
+        if self.dataset != "synthetic":
+            train, val = self._modelnet_train_val()
+            parts["train"].append(train)
+            parts["val"].append(val)
+            parts["test"].append(self._modelnet("test"))
+        self._bases = {k: v[0] if len(v) == 1 else ConcatDataset(v) for k, v in parts.items()}
+
+    def base_dataset(self, split: str) -> Dataset:
+        """The raw (untransformed) dataset of ``split``: ``train``, ``val`` or ``test``."""
+        self.setup()
+        assert self._bases is not None
+        return self._bases[split]
+
+    def _synthetic(self, split: str) -> SyntheticShapes:
+        size = self.synthetic_sizes[("train", "val", "test").index(split)]
+        return SyntheticShapes(self.cache_dir, split, size, self.synthetic_points, self.seed)
+
+    def _modelnet(self, split: str) -> ModelNet40:
+        assert self.root is not None
+        return ModelNet40(self.root, split, self.cache_dir, self.modelnet_points)
+
+    def _modelnet_train_val(self) -> tuple[Subset, Subset]:
+        full = self._modelnet("train")
+        order = np.random.default_rng(self.seed).permutation(len(full))
+        num_val = max(1, round(self.val_fraction * len(full)))
+        return Subset(full, sorted(order[num_val:])), Subset(full, sorted(order[:num_val]))
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training clouds under the training augmentation."""
+        dataset = ProtocolDataset(self.base_dataset("train"), self.train_protocol, seed=None)
+        return self._loader(dataset, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """One loader per name in :attr:`val_protocol_names`, same clouds in each."""
+        names, base = self.val_protocol_names, self.base_dataset("val")
+        sets = protocol_datasets(base, names, self.eval_num_points, self.seed)
+        return [self._loader(s, self.eval_batch_size, shuffle=False) for s in sets]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """One loader per name in :attr:`test_protocol_names`, same clouds in each."""
+        names, base = self.test_protocol_names, self.base_dataset("test")
+        sets = protocol_datasets(base, names, self.eval_num_points, self.seed + 1)
+        return [self._loader(s, self.eval_batch_size, shuffle=False) for s in sets]
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
