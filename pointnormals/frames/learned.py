@@ -1,0 +1,98 @@
+"""The paper's learned Gram–Schmidt frames."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import MLP
+from torch_geometric.utils import scatter
+
+from .. import graph
+from .base import FrameBuilder
+from .frames import Frames
+from .gram_schmidt import gram_schmidt_frames
+
+
+class LearnedFrames(FrameBuilder):
+    r"""Learned Gram–Schmidt frames from a small message-passing net on invariants.
+
+    On the kNN graph with offsets :math:`r_{ij} = p_j - p_i`, distances normalised by
+    each neighbourhood's radius :math:`t_{ij} = \lVert r_{ij}\rVert / \max_j \lVert
+    r_{ij}\rVert` and a smooth envelope :math:`\mathrm{env}(t) = \tfrac12(1+\cos\pi t)`:
+
+    .. math::
+        e_{ij} = \mathrm{MLP}_e(\mathrm{rbf}(t_{ij})),\quad h_i = \max_j e_{ij},\quad
+        w_{ij} = \mathrm{MLP}_w([e_{ij}, h_i]) \in \mathbb{R}^2
+
+        v_k = \sum_j w_{k,ij}\,\mathrm{env}(t_{ij})\,\hat r_{ij},\qquad
+        a = \sum_j \mathrm{env}(t_{ij})\,\hat r_{ij}
+
+    and :math:`R_i = \mathrm{GS}(v_1, v_2; a)`. All weights are invariant, so
+    :math:`v_k, a \to Q v_k, Q a` and :math:`R_i \to R_i Q^\top` for every
+    :math:`Q\in O(3)` (the anchor ``a`` makes :math:`\det R_i` follow reflections). The
+    normalised distances make the frames scale invariant too; the envelope makes them
+    continuous when the k-th neighbour changes.
+
+    Args:
+        k: neighbours per point.
+        hidden: width of the two MLPs.
+        num_rbf: Gaussian radial basis functions on ``[0, 1]``.
+    """
+
+    def __init__(self, k: int = 16, hidden: int = 32, num_rbf: int = 16) -> None:
+        super().__init__()
+        self.k = k
+        self.register_buffer("centers", torch.linspace(0.0, 1.0, num_rbf), persistent=False)
+        self.edge_mlp = MLP([num_rbf, hidden, hidden], norm=None, plain_last=False)
+        self.weight_mlp = MLP([2 * hidden, hidden, 2], norm=None)
+
+    def forward(self, pos: Tensor, batch: Tensor | None = None) -> Frames:
+        n = pos.size(0)
+        src, dst = graph.knn_graph(pos, self.k, batch, loop=False)
+        rel = pos[src] - pos[dst]  # (E, 3)
+        dist = rel.norm(dim=-1)  # (E,)
+        radius = scatter(dist, dst, dim=0, dim_size=n, reduce="max")  # (N,)
+        t = dist / radius[dst].clamp_min(torch.finfo(pos.dtype).tiny)
+        env = 0.5 * (1.0 + torch.cos(math.pi * t.clamp(0, 1)))  # (E,)
+        rbf = torch.exp(-((t.unsqueeze(-1) - self.centers) ** 2) * len(self.centers) ** 2)
+        e = self.edge_mlp(rbf)  # (E, hidden)
+        h = scatter(e, dst, dim=0, dim_size=n, reduce="max")  # (N, hidden)
+        w = self.weight_mlp(torch.cat([e, h[dst]], dim=-1))  # (E, 2)
+        unit = rel / dist.clamp_min(torch.finfo(pos.dtype).tiny).unsqueeze(-1)  # (E, 3)
+        weighted = (env.unsqueeze(-1) * w).unsqueeze(-1) * unit.unsqueeze(-2)  # (E, 2, 3)
+        v = scatter(weighted, dst, dim=0, dim_size=n, reduce="sum")  # (N, 2, 3)
+        anchor = scatter(env.unsqueeze(-1) * unit, dst, dim=0, dim_size=n, reduce="sum")
+        return Frames(gram_schmidt_frames(v[:, 0], v[:, 1], anchor))
+
+
+class FrameUpdate(nn.Module):
+    r"""Per-layer frame update :math:`R_i' = \Delta_i R_i`, :math:`f_i' = \rho(\Delta_i) f_i`.
+
+    :math:`\Delta_i \in SO(3)` is Gram–Schmidt of two vectors predicted from invariant
+    features, :math:`\Delta_i = \mathrm{GS}(a_i, b_i)` with
+    :math:`(a_i, b_i) = \mathrm{MLP}(s_i)`. Being a function of invariants, it is
+    invariant, so :math:`\Delta_i R_i` stays equivariant. The last layer is initialised
+    to zero weights and bias :math:`(1,0,0,0,1,0)`, so :math:`\Delta = I` exactly at
+    initialisation.
+
+    Args:
+        in_channels: number of invariant (``0n``) input features.
+        hidden: hidden width.
+    """
+
+    def __init__(self, in_channels: int, hidden: int = 32) -> None:
+        super().__init__()
+        self.mlp = MLP([in_channels, hidden, 6], norm=None)
+        last = self.mlp.lins[-1]
+        nn.init.zeros_(last.weight)
+        with torch.no_grad():
+            last.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]))
+
+    def forward(self, scalars: Tensor, frames: Frames) -> tuple[Frames, Tensor]:
+        """Return the updated frames and the rotations :math:`\\Delta` ``(N, 3, 3)``."""
+        ab = self.mlp(scalars).view(-1, 2, 3)
+        a, b = ab[:, 0], ab[:, 1]
+        delta = gram_schmidt_frames(a, b, torch.linalg.cross(a, b))  # proper rotations
+        return frames.compose(delta), delta

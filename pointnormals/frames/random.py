@@ -1,0 +1,60 @@
+"""Random O(d) frames, per node or one global (tests and ablations)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import FrameBuilder
+from .frames import Frames
+
+
+def random_orthogonal(
+    n: int,
+    d: int = 3,
+    *,
+    reflections: bool = True,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    r"""``n`` Haar-random orthogonal matrices ``(n, d, d)``.
+
+    QR of a Gaussian matrix with the signs of ``diag(R)`` fixed (Mezzadri 2007) gives the
+    Haar measure on :math:`O(d)`; half the samples then have :math:`\det = -1`. With
+    ``reflections=False`` the first row is flipped where needed to land in :math:`SO(d)`.
+    """
+    dtype = dtype or torch.get_default_dtype()
+    a = torch.randn(n, d, d, dtype=torch.float64, generator=generator)
+    q, r = torch.linalg.qr(a)
+    q = q * torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)
+    if not reflections:
+        q[:, 0] *= torch.linalg.det(q).sign().unsqueeze(-1)
+    return q.to(dtype=dtype, device=device)
+
+
+class RandomFrames(FrameBuilder):
+    """Random frames: a fresh Haar-random O(d) element per node, or one for all nodes.
+
+    Not equivariant (the frames ignore the input); a network with random frames is
+    equivariant *in distribution* only. Pass ``seed`` for reproducible frames.
+
+    Args:
+        per_node: one matrix per node (default) or one global matrix.
+        seed: optional seed of a private generator (the global RNG is left untouched).
+    """
+
+    equivariant = False
+
+    def __init__(self, per_node: bool = True, seed: int | None = None) -> None:
+        super().__init__()
+        self.per_node = per_node
+        self.seed = seed
+
+    def forward(self, pos: Tensor, batch: Tensor | None = None) -> Frames:
+        gen = None
+        if self.seed is not None:
+            gen = torch.Generator().manual_seed(self.seed)
+        n = pos.size(0) if self.per_node else 1
+        mats = random_orthogonal(n, pos.size(1), dtype=pos.dtype, device=pos.device, generator=gen)
+        return Frames(mats.expand(pos.size(0), -1, -1))

@@ -1,0 +1,119 @@
+"""Neighbourhood graphs and sampling: the only module that imports ``torch_cluster``.
+
+All functions work on CPU and CUDA tensors and accept PyG ``batch`` vectors so that
+clouds of different sizes are processed together without mixing.
+
+Edges follow PyG's ``source_to_target`` convention: ``edge_index[0]`` are the
+neighbours ``j`` (sources), ``edge_index[1]`` the receivers ``i`` (targets).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch_cluster
+from torch import Tensor
+
+__all__ = ["farthest_point_sample", "knn", "knn_graph", "radius"]
+
+
+def knn(
+    pos_src: Tensor,
+    pos_dst: Tensor,
+    k: int,
+    batch_src: Tensor | None = None,
+    batch_dst: Tensor | None = None,
+) -> Tensor:
+    """The ``k`` nearest source points of every destination point (bipartite).
+
+    Args:
+        pos_src: source points, ``(N, d)``.
+        pos_dst: destination points, ``(M, d)``.
+        k: neighbours per destination point (fewer if a cloud is smaller).
+        batch_src: cloud index of every source point, ``(N,)``.
+        batch_dst: cloud index of every destination point, ``(M,)``.
+
+    Returns:
+        ``edge_index`` of shape ``(2, E)``: row 0 indexes ``pos_src`` (j), row 1
+        indexes ``pos_dst`` (i).
+    """
+    dst, src = torch_cluster.knn(pos_src, pos_dst, k, batch_src, batch_dst)
+    return torch.stack([src, dst], dim=0)
+
+
+def knn_graph(pos: Tensor, k: int, batch: Tensor | None = None, loop: bool = False) -> Tensor:
+    """The kNN graph of one (batched) cloud; ``edge_index`` ``(2, N*k)``, j → i."""
+    return torch_cluster.knn_graph(pos, k, batch, loop=loop, flow="source_to_target")
+
+
+def radius(
+    pos_src: Tensor,
+    pos_dst: Tensor,
+    r: float,
+    batch_src: Tensor | None = None,
+    batch_dst: Tensor | None = None,
+    max_num_neighbors: int = 64,
+) -> Tensor:
+    """Source points within distance ``r`` of every destination point (bipartite).
+
+    ``torch_cluster.radius`` keeps the *first* ``max_num_neighbors`` points in memory
+    order, which depends on the input permutation. To stay permutation invariant we
+    query with a generous cap and keep the ``max_num_neighbors`` *nearest* ones (exact
+    distance ties are broken by index, the only order-dependent case).
+
+    Returns:
+        ``edge_index`` ``(2, E)``, row 0 indexes ``pos_src``, row 1 ``pos_dst``.
+    """
+    n_src = pos_src.size(0)
+    dst, src = torch_cluster.radius(
+        pos_src, pos_dst, r, batch_src, batch_dst, max_num_neighbors=n_src
+    )
+    edge_index = torch.stack([src, dst], dim=0)
+    return _keep_nearest(edge_index, pos_src, pos_dst, max_num_neighbors)
+
+
+def _keep_nearest(edge_index: Tensor, pos_src: Tensor, pos_dst: Tensor, cap: int) -> Tensor:
+    """Keep, for every receiver, the ``cap`` edges of smallest length (no host sync)."""
+    src, dst = edge_index
+    dist = (pos_src[src] - pos_dst[dst]).pow(2).sum(-1)
+    # sort by (receiver, distance): stable sort on distance, then on receiver
+    order = torch.sort(dist, stable=True).indices
+    order = order[torch.sort(dst[order], stable=True).indices]
+    dst_sorted = dst[order]
+    # rank of each edge inside its receiver's group
+    counts = torch.bincount(dst_sorted, minlength=pos_dst.size(0))
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(dst_sorted.numel(), device=dst.device) - starts[dst_sorted]
+    keep = order[rank < cap]
+    return edge_index[:, keep]
+
+
+def farthest_point_sample(pos: Tensor, ratio: float, batch: Tensor | None = None) -> Tensor:
+    """Farthest point sampling with a rotation- and permutation-invariant start.
+
+    ``torch_cluster.fps`` starts at the first point of every cloud (or a random one);
+    both depend on the input order. We therefore reorder each cloud so that its point
+    farthest from the cloud's centroid comes first, which makes the selected *set*
+    invariant to rotations, reflections, translations and permutations (up to exact
+    distance ties).
+
+    Args:
+        pos: ``(N, d)`` points.
+        ratio: fraction of points kept per cloud, in ``(0, 1]``.
+        batch: ``(N,)`` cloud index (sorted, as PyG produces it).
+
+    Returns:
+        Indices into ``pos`` of the sampled centres, ``(M,)``.
+    """
+    if batch is None:
+        batch = pos.new_zeros(pos.size(0), dtype=torch.long)
+    num_clouds = int(batch.max()) + 1 if batch.numel() else 0
+    ones = torch.ones_like(batch, dtype=pos.dtype)
+    counts = torch.zeros(num_clouds, dtype=pos.dtype, device=pos.device).index_add_(0, batch, ones)
+    centroid = torch.zeros(num_clouds, pos.size(1), dtype=pos.dtype, device=pos.device)
+    centroid = centroid.index_add_(0, batch, pos) / counts.clamp_min(1).unsqueeze(-1)
+    dist = (pos - centroid[batch]).pow(2).sum(-1)
+    # order: by cloud, then by decreasing distance to the centroid (stable)
+    order = torch.sort(dist, descending=True, stable=True).indices
+    order = order[torch.sort(batch[order], stable=True).indices]
+    idx = torch_cluster.fps(pos[order], batch[order], ratio=ratio, random_start=False)
+    return order[idx]

@@ -1,0 +1,217 @@
+"""Shared machinery of the representation value objects (parsing, blocks, slices)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from torch import Tensor
+
+_TERM = re.compile(r"^\s*(?:(\d+)\s*x\s*)?(\d+)\s*([np])\s*$")
+
+
+@dataclass(frozen=True)
+class Block:
+    """``mul`` copies of one representation of ``order`` (rank or l) and ``parity``.
+
+    ``parity`` is ``"n"`` (true tensor) or ``"p"`` (pseudo-tensor, extra factor det R).
+    """
+
+    mul: int
+    order: int
+    parity: str
+
+    def __str__(self) -> str:
+        return f"{self.mul}x{self.order}{self.parity}"
+
+
+def parse_blocks(spec: str, kind: str) -> tuple[Block, ...]:
+    """Parse ``"16x0n+8x1n+2x1p"`` into blocks; raise ``ValueError`` naming the problem.
+
+    >>> parse_blocks("2x1n+0p", "TensorReps")
+    (Block(mul=2, order=1, parity='n'), Block(mul=1, order=0, parity='p'))
+    """
+    if not isinstance(spec, str):
+        raise ValueError(f"{kind}: expected a string like '16x0n+8x1n', got {type(spec).__name__}")
+    if spec.strip() == "":
+        return ()
+    blocks = []
+    for term in spec.split("+"):
+        match = _TERM.match(term)
+        if match is None:
+            raise ValueError(
+                f"{kind}: cannot parse term {term.strip()!r} of {spec!r}; "
+                "expected '<mul>x<order><n|p>', e.g. '8x1n'"
+            )
+        mul, order, parity = match.groups()
+        mul = 1 if mul is None else int(mul)
+        if mul == 0:
+            raise ValueError(f"{kind}: multiplicity 0 in term {term.strip()!r} of {spec!r}")
+        blocks.append(Block(mul, int(order), parity))
+    return tuple(blocks)
+
+
+class Reps:
+    """Base of :class:`TensorReps` and :class:`Irreps`: an immutable sum of blocks.
+
+    Features of these representations are flat tensors ``(N, dim)``; block ``b``
+    occupies ``slices[b]`` and consists of ``mul`` consecutive chunks of
+    ``block_dim(order)`` components.
+    """
+
+    blocks: tuple[Block, ...]
+
+    def __init__(self, blocks: tuple[Block, ...]) -> None:
+        object.__setattr__(self, "blocks", blocks)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    # -- to be provided by subclasses -------------------------------------------------
+    def block_dim(self, order: int) -> int:
+        """Dimension of one copy of the representation of ``order``."""
+        raise NotImplementedError
+
+    def _transform_block(self, x: Tensor, order: int, R: Tensor) -> Tensor:
+        """Apply the ``n``-parity representation of ``order`` to ``x`` ``(N, mul, dim)``."""
+        raise NotImplementedError
+
+    # -- derived properties ------------------------------------------------------------
+    @cached_property
+    def dim(self) -> int:
+        """Total number of components."""
+        return sum(b.mul * self.block_dim(b.order) for b in self.blocks)
+
+    @cached_property
+    def slices(self) -> tuple[slice, ...]:
+        """The slice of every block in the flat feature vector."""
+        out, start = [], 0
+        for b in self.blocks:
+            stop = start + b.mul * self.block_dim(b.order)
+            out.append(slice(start, stop))
+            start = stop
+        return tuple(out)
+
+    @cached_property
+    def is_scalar(self) -> bool:
+        """True when every block is order 0 (no rotation matrices are needed)."""
+        return all(b.order == 0 for b in self.blocks)
+
+    @cached_property
+    def is_invariant(self) -> bool:
+        """True when every block is ``0n`` (nothing changes under O(d))."""
+        return all(b.order == 0 and b.parity == "n" for b in self.blocks)
+
+    @cached_property
+    def num_scalars(self) -> int:
+        """Number of ``0n`` components (the invariant part)."""
+        return sum(b.mul for b in self.blocks if b.order == 0 and b.parity == "n")
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __iter__(self):
+        return iter(self.blocks)
+
+    def __add__(self, other: Reps) -> Reps:
+        if type(other) is not type(self) or getattr(other, "d", None) != getattr(self, "d", None):
+            raise ValueError(f"cannot add {self!r} and {other!r}")
+        return self._with_blocks(self.blocks + other.blocks)
+
+    def _with_blocks(self, blocks: tuple[Block, ...]) -> Reps:
+        raise NotImplementedError
+
+    def simplify(self) -> Reps:
+        """Merge neighbouring blocks of the same type (the feature layout is unchanged)."""
+        merged: list[Block] = []
+        for b in self.blocks:
+            if merged and (merged[-1].order, merged[-1].parity) == (b.order, b.parity):
+                merged[-1] = Block(merged[-1].mul + b.mul, b.order, b.parity)
+            else:
+                merged.append(b)
+        return self._with_blocks(tuple(merged))
+
+    def __str__(self) -> str:
+        return "+".join(str(b) for b in self.blocks)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is type(self)
+            and self.blocks == other.blocks
+            and getattr(self, "d", None) == getattr(other, "d", None)
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.blocks, getattr(self, "d", None)))
+
+    # -- action --------------------------------------------------------------------------
+    def transform(self, x: Tensor, R: Tensor, det: Tensor | None = None) -> Tensor:
+        """Return :math:`\\rho(R)\\,x`.
+
+        Args:
+            x: features ``(N, dim)``.
+            R: orthogonal matrices ``(N, d, d)`` (or ``(d, d)``, broadcast), det ±1.
+            det: optional precomputed ``det R`` ``(N,)``; only needed for ``p`` blocks.
+
+        Returns:
+            Transformed features ``(N, dim)``.
+        """
+        if x.size(-1) != self.dim:
+            raise ValueError(f"{self}: features have {x.size(-1)} components, expected {self.dim}")
+        if self.is_invariant or not self.blocks:
+            return x
+        if R.dim() == 2:
+            R = R.expand(x.size(0), *R.shape)
+        needs_det = any(b.parity == "p" for b in self.blocks)
+        if needs_det and det is None:
+            det = torch.linalg.det(R).sign()
+        out = []
+        for b, sl in zip(self.blocks, self.slices, strict=True):
+            xb = x[:, sl]
+            if b.order > 0:
+                xb = self._transform_block(xb.reshape(x.size(0), b.mul, -1), b.order, R)
+                xb = xb.reshape(x.size(0), -1)
+            if b.parity == "p":
+                xb = xb * det.unsqueeze(-1)
+            out.append(xb)
+        return torch.cat(out, dim=-1)
+
+    def matrix(self, R: Tensor) -> Tensor:
+        """The block-diagonal matrices :math:`\\rho(R)`, ``(N, dim, dim)`` (for tests)."""
+        if R.dim() == 2:
+            R = R.unsqueeze(0)
+        eye = torch.eye(self.dim, dtype=R.dtype, device=R.device)
+        n = R.size(0)
+        basis = eye.expand(n, self.dim, self.dim).transpose(1, 2)  # columns are e_k
+        cols = [self.transform(basis[:, :, k], R) for k in range(self.dim)]
+        return torch.stack(cols, dim=-1)
+
+
+def apply_on_axes(x: Tensor, R: Tensor, rank: int) -> Tensor:
+    """Apply ``R`` to each of the ``rank`` trailing tensor axes of ``x``.
+
+    .. math::
+        x'_{a_1\\dots a_k} = R_{a_1 b_1}\\cdots R_{a_k b_k}\\, x_{b_1\\dots b_k}
+
+    Args:
+        x: ``(N, mul, d**rank)`` flat row-major tensors.
+        R: ``(N, d, d)``.
+
+    Returns:
+        ``(N, mul, d**rank)``.
+    """
+    n, mul, _ = x.shape
+    d = R.size(-1)
+    if rank == 1:
+        return torch.matmul(x, R.transpose(-1, -2))  # (N, mul, d)
+    if rank == 2:
+        X = x.reshape(n, mul, d, d)
+        return (R.unsqueeze(1) @ X @ R.transpose(-1, -2).unsqueeze(1)).reshape(n, mul, d * d)
+    # general rank: contract the leading tensor axis and rotate it to the back, k times
+    t = x.reshape(n, mul, d, d ** (rank - 1))
+    for _ in range(rank):
+        t = torch.einsum("nab,nmbr->nmra", R, t)  # (N, mul, d**(rank-1), d)
+        t = t.reshape(n, mul, d, d ** (rank - 1))
+    return t.reshape(n, mul, d**rank)
