@@ -66,7 +66,7 @@ class NormalsDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         train_rotation: str = "none",
-        train_noise: Sequence[float] = (0.0,),
+        train_noise: Sequence[float] = (0.0, 0.00125, 0.0065, 0.012),
         train_density: Sequence[str] = ("none",),
         val_protocols: Sequence[str] = ("aligned", "o3"),
         test_protocols: Sequence[str] = ("aligned", "o3"),
