@@ -155,6 +155,7 @@ def vary_density(
     generator: Generator,
     min_keep: float = 0.1,
     num_stripes: int = 4,
+    direction: Tensor | None = None,
 ) -> Data:
     r"""Drop points to create PCPNet-style density variation (kept points keep normals).
 
@@ -170,12 +171,15 @@ def vary_density(
         mode: ``none``, ``gradient`` or ``stripes``.
         min_keep: :math:`k_{\min}`, the keep probability at the sparsest place.
         num_stripes: number of sparse bands of ``stripes``.
+        direction: :math:`d` (default: uniformly random).
     """
     if mode not in DENSITY_MODES:
         raise ValueError(f"unknown density mode {mode!r}, expected one of {DENSITY_MODES}")
     if mode == "none":
         return data.clone()
-    direction = torch.randn(3, generator=generator, dtype=data.pos.dtype)
+    if direction is None:
+        direction = torch.randn(3, generator=generator, dtype=data.pos.dtype)
+    direction = direction.to(data.pos.dtype)
     height = data.pos @ (direction / direction.norm())
     t = (height - height.min()) / (height.max() - height.min()).clamp_min(1e-12)
     if mode == "gradient":

@@ -1,0 +1,123 @@
+"""The LightningDataModule and its Hydra configs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from pointnormals.data.datamodule import NormalsDataModule
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "data"
+SMALL = {"synthetic_sizes": (6, 4, 4), "synthetic_points": 600, "num_points": 256}
+
+
+def small_module(tmp_path: Path, **overrides) -> NormalsDataModule:
+    kwargs = {"cache_dir": str(tmp_path), "batch_size": 4, "eval_num_points": 256, **SMALL}
+    module = NormalsDataModule(**{**kwargs, **overrides})
+    module.prepare_data()
+    module.setup("fit")
+    return module
+
+
+def test_train_batches_are_pyg_batches(tmp_path):
+    module = small_module(tmp_path, train_rotation="so3")
+    batch = next(iter(module.train_dataloader()))
+    assert batch.num_graphs == 4 and batch.pos.shape == (4 * 256, 3)
+    assert batch.batch.shape == (4 * 256,) and batch.ptr.tolist() == [0, 256, 512, 768, 1024]
+    assert batch.pos.dtype == torch.float32 and batch.normal.dtype == torch.float32
+    torch.testing.assert_close(batch.normal.norm(dim=-1), torch.ones(1024))
+    assert batch.rotation.shape == (4, 3, 3) and len(batch.name) == 4
+    assert batch.pos.norm(dim=-1).max() < 1.2  # normalised (plus a little noise)
+
+
+def test_val_and_test_loaders_are_aligned_and_o3_side_by_side(tmp_path):
+    module = small_module(tmp_path)
+    assert module.val_protocol_names == ("aligned", "o3") == module.test_protocol_names
+    for loaders in (module.val_dataloader(), module.test_dataloader()):
+        assert len(loaders) == 2
+        for aligned, rotated in zip(*loaders, strict=True):
+            rot = rotated.rotation[rotated.batch]  # (N, 3, 3)
+            torch.testing.assert_close(rotated.pos, torch.einsum("nij,nj->ni", rot, aligned.pos))
+            torch.testing.assert_close(
+                rotated.normal, torch.einsum("nij,nj->ni", rot, aligned.normal)
+            )
+            torch.testing.assert_close(
+                aligned.rotation, torch.eye(3).expand(aligned.num_graphs, 3, 3)
+            )
+    dets = torch.cat([torch.linalg.det(b.rotation) for b in module.val_dataloader()[1]])
+    assert {round(d) for d in dets.tolist()} <= {-1, 1}
+    first = [b.pos for b in module.val_dataloader()[1]]  # seeded: identical on every call
+    for a, b in zip(first, [b.pos for b in module.val_dataloader()[1]], strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_clouds_of_different_sizes_batch_together(tmp_path):
+    module = small_module(tmp_path, train_density=("gradient", "stripes"), num_points=None)
+    batch = next(iter(module.train_dataloader()))
+    sizes = torch.bincount(batch.batch).tolist()
+    assert len(set(sizes)) > 1 and all(s < 600 for s in sizes)
+    assert batch.ptr.tolist()[-1] == len(batch.pos)
+
+
+def test_more_protocols(tmp_path):
+    names = ("aligned", "o3+noise_high", "z+gradient")
+    module = small_module(tmp_path, val_protocols=names)
+    loaders = module.val_dataloader()
+    assert module.val_protocol_names == names and len(loaders) == 3
+    noisy = next(iter(loaders[1]))
+    assert noisy.noise_sigma.gt(0.012).all()  # 1.2 % of a diagonal of about 2
+
+
+def test_workers_give_the_same_evaluation_data(tmp_path):
+    single = small_module(tmp_path)
+    workers = small_module(tmp_path, num_workers=2)
+    for a, b in zip(single.val_dataloader()[1], workers.val_dataloader()[1], strict=True):
+        torch.testing.assert_close(a.pos, b.pos)
+    assert next(iter(workers.train_dataloader())).num_graphs == 4
+
+
+def test_modelnet_and_mixed(modelnet_mini, tmp_path):
+    module = small_module(tmp_path, dataset="modelnet40", root=str(modelnet_mini))
+    sizes = [len(module.base_dataset(s)) for s in ("train", "val", "test")]
+    assert sizes == [99, 11, 17]
+    batch = next(iter(module.val_dataloader()[1]))
+    assert batch.y.ge(0).all() and batch.pos.shape == (4 * 256, 3)
+    mixed = small_module(tmp_path, dataset="mixed", root=str(modelnet_mini))
+    assert [len(mixed.base_dataset(s)) for s in ("train", "val", "test")] == [105, 15, 21]
+    labels = torch.cat([b.y for b in mixed.train_dataloader()])
+    assert labels.eq(-1).sum() == 6 and labels.ge(0).sum() == 99
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset"):
+        NormalsDataModule(dataset="shapenet")
+    with pytest.raises(ValueError, match=r"needs data\.root"):
+        NormalsDataModule(dataset="modelnet40")
+    module = NormalsDataModule(dataset="modelnet40", root=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="does not exist: expected"):
+        module.prepare_data()
+    with pytest.raises(ValueError, match="unknown rotation"):
+        NormalsDataModule(train_rotation="so2")
+
+
+@pytest.mark.parametrize("name", ["synthetic", "modelnet40", "mixed"])
+def test_configs_instantiate_and_comment_every_key(name, tmp_path, modelnet_mini, monkeypatch):
+    path = CONF / f"{name}.yaml"
+    for line in path.read_text().splitlines():
+        if re.match(r"^\s*[\w.]+:", line):
+            assert "#" in line, f"{path.name}: key without a comment: {line}"
+    monkeypatch.setenv("MODELNET40_ROOT", str(modelnet_mini))
+    cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path)}, "data": OmegaConf.load(path)})
+    cfg.data.synthetic_sizes = [6, 4, 4]
+    cfg.data.synthetic_points = 600
+    module = instantiate(cfg.data)
+    assert isinstance(module, NormalsDataModule) and module.dataset == name
+    assert module.cache_dir == tmp_path and module.val_protocol_names == ("aligned", "o3")
+    module.prepare_data()
+    expected = min(module.eval_batch_size, len(module.base_dataset("val")))
+    assert next(iter(module.val_dataloader()[0])).num_graphs == expected
