@@ -167,16 +167,30 @@ class Reps:
         needs_det = any(b.parity == "p" for b in self.blocks)
         if needs_det and det is None:
             det = torch.linalg.det(R).sign()
+        n = x.size(0)
+        matrices: dict[int, Tensor | None] = {}  # one representation matrix per order
         out = []
         for b, sl in zip(self.blocks, self.slices, strict=True):
             xb = x[:, sl]
             if b.order > 0:
-                xb = self._transform_block(xb.reshape(x.size(0), b.mul, -1), b.order, R)
-                xb = xb.reshape(x.size(0), -1)
+                if b.order not in matrices:
+                    matrices[b.order] = self._block_matrix(b.order, R)
+                mat = matrices[b.order]
+                xb = xb.reshape(n, b.mul, -1)  # (N, mul, block_dim)
+                if mat is None:
+                    xb = self._transform_block(xb, b.order, R)
+                else:
+                    xb = torch.matmul(xb, mat.transpose(-1, -2))
+                xb = xb.reshape(n, -1)
             if b.parity == "p":
                 xb = xb * det.unsqueeze(-1)
             out.append(xb)
         return torch.cat(out, dim=-1)
+
+    def _block_matrix(self, order: int, R: Tensor) -> Tensor | None:
+        """The ``n``-parity representation matrices ``(N, D, D)`` of ``order`` when they
+        are cheap to build (low orders); ``None`` to apply ``R`` axis by axis instead."""
+        return None
 
     def matrix(self, R: Tensor) -> Tensor:
         """The block-diagonal matrices :math:`\\rho(R)`, ``(N, dim, dim)`` (for tests)."""
@@ -187,6 +201,12 @@ class Reps:
         basis = eye.expand(n, self.dim, self.dim).transpose(1, 2)  # columns are e_k
         cols = [self.transform(basis[:, :, k], R) for k in range(self.dim)]
         return torch.stack(cols, dim=-1)
+
+
+def kron2(R: Tensor) -> Tensor:
+    """:math:`R \otimes R` as ``(N, d*d, d*d)``, row-major: ``[(a1, a2), (b1, b2)]``."""
+    n, d, _ = R.shape
+    return (R[:, :, None, :, None] * R[:, None, :, None, :]).reshape(n, d * d, d * d)
 
 
 def apply_on_axes(x: Tensor, R: Tensor, rank: int) -> Tensor:

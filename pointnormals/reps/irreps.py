@@ -8,7 +8,7 @@ from functools import cache
 import torch
 from torch import Tensor
 
-from ._base import Block, Reps, apply_on_axes, parse_blocks
+from ._base import Block, Reps, apply_on_axes, kron2, parse_blocks
 
 MAX_L = 6
 
@@ -109,6 +109,14 @@ class Irreps(Reps):
         Q = harmonic_basis(order, x.dtype, x.device)  # (2l+1, 3**l)
         cart = x @ Q  # (N, mul, 3**l)
         return apply_on_axes(cart, R, order) @ Q.T  # (N, mul, 2l+1)
+
+    def _block_matrix(self, order: int, R: Tensor) -> Tensor | None:
+        if order == 1:
+            return R
+        if order == 2:
+            Q = harmonic_basis(2, R.dtype, R.device)  # (5, 9)
+            return Q @ kron2(R) @ Q.T  # (N, 5, 5)
+        return None  # l >= 3: (3**l)² matrices would be too large; go axis by axis
 
     def __repr__(self) -> str:
         return f"Irreps({str(self)!r})"

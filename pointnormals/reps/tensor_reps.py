@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ._base import Block, Reps, apply_on_axes, parse_blocks
+from ._base import Block, Reps, apply_on_axes, kron2, parse_blocks
 
 
 class TensorReps(Reps):
@@ -55,6 +55,13 @@ class TensorReps(Reps):
         if R.size(-1) != self.d:
             raise ValueError(f"{self!r}: got {R.size(-1)}x{R.size(-1)} matrices")
         return apply_on_axes(x, R, order)
+
+    def _block_matrix(self, order: int, R: Tensor) -> Tensor | None:
+        if order == 1:
+            return R
+        if order == 2:
+            return kron2(R)  # one (d², d²) matrix per node beats two small matmuls
+        return None
 
     def __repr__(self) -> str:
         suffix = "" if self.d == 3 else f", dim={self.d}"

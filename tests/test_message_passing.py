@@ -1,0 +1,111 @@
+"""Tensorial message passing: equivariance of layers with mixed reps, and its failure
+with identity frames."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pointnormals import graph
+from pointnormals.frames import Frames, IdentityFrames, LearnedFrames, random_orthogonal
+from pointnormals.nn import TensorialMessagePassing, TensorialPointConv, ToGlobal, ToLocal
+from pointnormals.reps import Irreps, TensorReps
+from pointnormals.testing import assert_equivariant, equivariance_errors
+
+MIXED = TensorReps("4x0n+2x0p+3x1n+1x1p+2x2n+1x2p")
+
+
+class GlobalConv(nn.Module):
+    """global features → local → tensorial conv → global, frames given as input."""
+
+    def __init__(self, reps_in, reps_out, kind="tensor"):
+        super().__init__()
+        self.to_local = ToLocal(reps_in)
+        self.conv = TensorialPointConv(reps_in, reps_out, [32, 32], reps_kind=kind)
+        self.to_global = ToGlobal(reps_out)
+
+    def forward(self, x, pos, frames, edge_index):
+        x_local = self.to_local(x, frames)
+        return self.to_global(self.conv(x_local, pos, edge_index, frames), frames)
+
+
+def _inputs(n=80, reps=MIXED, k=8):
+    pos = torch.rand(n, 3)
+    x = torch.randn(n, reps.dim)
+    frames = Frames(random_orthogonal(n, dtype=torch.float64))  # per node, det ±1
+    return x, pos, frames, graph.knn_graph(pos, k)
+
+
+@pytest.mark.parametrize("reps_kind", ["tensor", "irreps"])
+def test_mixed_reps_layer_is_equivariant(reps_kind):
+    reps = MIXED if reps_kind == "tensor" else Irreps("4x0n+2x0p+3x1n+1x1p+2x2n+1x3p+1x4n")
+    layer = GlobalConv(reps, reps, reps_kind)
+    x, pos, frames, edge_index = _inputs(reps=reps)
+    types = [reps, "pos", "frames", "edge_index"]
+    err = assert_equivariant(layer, [x, pos, frames, edge_index], types, reps, trials=4)
+    assert err < 1e-4
+
+
+def test_same_layer_with_identity_frames_fails():
+    layer = GlobalConv(MIXED, MIXED)
+    x, pos, _, edge_index = _inputs()
+    identity = IdentityFrames()(pos)
+    args, types = [x, pos, identity, edge_index], [MIXED, "pos", None, "edge_index"]
+    errors = equivariance_errors(layer, args, types, MIXED, trials=4)
+    assert min(t.error for t in errors) > 0.05
+    with pytest.raises(AssertionError, match="not equivariant"):
+        assert_equivariant(layer, args, types, MIXED)
+
+
+def test_bipartite_layer_with_learned_frames_is_equivariant():
+    """All points → sampled centres (set abstraction), frames from the geometry."""
+
+    class SetAbstraction(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.frames = LearnedFrames(k=8)
+            self.to_local = ToLocal(MIXED)
+            self.conv = TensorialPointConv(MIXED, "8x0n+2x1n+1x2p", [32])
+            self.to_global = ToGlobal(self.conv.reps_out)
+
+        def forward(self, x, pos):
+            frames = self.frames(pos)
+            idx = graph.farthest_point_sample(pos, 0.25)
+            edge_index = graph.radius(pos, pos[idx], 0.4, max_num_neighbors=16)
+            out = self.conv(
+                self.to_local(x, frames), (pos, pos[idx]), edge_index, (frames, frames[idx])
+            )
+            return self.to_global(out, frames[idx])[torch.argsort(idx)]
+
+    x, pos, _, _ = _inputs(n=120)
+    reps_out = TensorReps("8x0n+2x1n+1x2p")
+    errors = equivariance_errors(
+        SetAbstraction(), [x, pos], [MIXED, "pos"], reps_out, permute=False, trials=4
+    )
+    assert max(t.error for t in errors if t.dtype == torch.float64) < 1e-9
+    assert max(t.error for t in errors if t.dtype == torch.float32) < 1e-3
+
+
+def test_frames_must_be_given_and_inputs_cannot_be_both_local_and_global():
+    layer = TensorialPointConv(MIXED, MIXED, [8])
+    x, pos, _, edge_index = _inputs()
+    with pytest.raises(ValueError, match="needs frames"):
+        layer.propagate(edge_index, x=x, pos=pos)
+    with pytest.raises(ValueError, match="both local and global"):
+        TensorialMessagePassing(local_reps={"x": "1x1n"}, global_reps={"x": "1x1n"})
+    with pytest.raises(ValueError, match="reps_in"):
+        layer(x[:, :5], pos, edge_index, Frames(random_orthogonal(len(pos))))
+
+
+def test_scalar_only_layer_never_builds_edge_matrices():
+    """Local canonicalization (0n only): the relative-frame cache stays empty."""
+    reps = TensorReps("8x0n")
+    layer = TensorialPointConv(reps, reps, [16])
+    x, pos, frames, edge_index = _inputs(reps=reps)
+    frames = frames.to(torch.float32)
+    layer(x, pos, edge_index, frames)
+    # positions are global 1n inputs: they need R_i R_j^T once per graph
+    assert len(frames._relative) == 1
+    layer(x, pos, edge_index, frames)
+    assert len(frames._relative) == 1  # reused, not recomputed
