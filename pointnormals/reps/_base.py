@@ -204,7 +204,7 @@ class Reps:
 
 
 def kron2(R: Tensor) -> Tensor:
-    """:math:`R \otimes R` as ``(N, d*d, d*d)``, row-major: ``[(a1, a2), (b1, b2)]``."""
+    r""":math:`R \otimes R` as ``(N, d*d, d*d)``, row-major: ``[(a1, a2), (b1, b2)]``."""
     n, d, _ = R.shape
     return (R[:, :, None, :, None] * R[:, None, :, None, :]).reshape(n, d * d, d * d)
 
