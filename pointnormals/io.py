@@ -36,16 +36,7 @@ __all__ = [
 ]
 
 POINT_CLOUD_SUFFIXES = (".ply", ".pcd", ".xyz", ".xyzn", ".pts", ".txt")
-_PRIMITIVES = (
-    "sphere",
-    "box",
-    "cylinder",
-    "cone",
-    "torus",
-    "tetrahedron",
-    "octahedron",
-    "icosahedron",
-)
+_PRIMITIVES = tuple("sphere box cylinder cone torus tetrahedron octahedron icosahedron".split())
 
 
 def _o3d() -> ModuleType:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 
 from pointnormals.data import transforms as T
-from pointnormals.data.protocols import Protocol, ProtocolDataset, get_protocol
+from pointnormals.data.protocols import (
+    STANDARD_PROTOCOLS,
+    Protocol,
+    ProtocolDataset,
+    get_protocol,
+)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -39,6 +44,13 @@ def test_normalize_is_invertible_and_commutes_with_o3():
     rotated = T.normalize(Data(pos=data.pos @ q.T, normal=data.normal @ q.T))
     torch.testing.assert_close(rotated.pos, out.pos @ q.T, atol=1e-5, rtol=0)
     assert data.pos.abs().max() > 2  # the input was not modified in place
+
+
+def test_denormalize_a_batch():
+    clouds = [sphere_cloud(100, seed=1), sphere_cloud(50, seed=2, center=(5.0, 0, 0), radius=0.5)]
+    batch = Batch.from_data_list([T.normalize(c) for c in clouds])
+    restored = T.denormalize(batch.pos, batch.center[batch.batch], batch.scale[batch.batch])
+    torch.testing.assert_close(restored, torch.cat([c.pos for c in clouds]))
 
 
 @pytest.mark.parametrize("mode", ["none", "z", "so3", "o3"])
@@ -149,6 +161,13 @@ def test_get_protocol_parses_names():
         get_protocol("o3+noisy")
     with pytest.raises(ValueError, match="density"):
         Protocol("x", density=("waves",))
+
+
+def test_standard_protocols():
+    protocols = [get_protocol(name) for name in STANDARD_PROTOCOLS]
+    assert len(protocols) == 12 and {p.rotation for p in protocols} == {"none", "o3"}
+    assert sorted({p.noise[0] for p in protocols}) == [0.0, 0.00125, 0.0065, 0.012]
+    assert {p.density[0] for p in protocols} == {"none", "gradient", "stripes"}
 
 
 def test_protocols_are_seeded_and_differ_only_in_rotation():

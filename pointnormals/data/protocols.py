@@ -34,10 +34,22 @@ from torch_geometric.data import Data
 
 from pointnormals.data import transforms as T
 
-__all__ = ["Protocol", "ProtocolDataset", "get_protocol", "protocol_datasets"]
+__all__ = [
+    "STANDARD_PROTOCOLS",
+    "Protocol",
+    "ProtocolDataset",
+    "get_protocol",
+    "protocol_datasets",
+]
 
 _ROTATION_TOKENS = {"aligned": "none", "none": "none", "z": "z", "so3": "so3", "o3": "o3"}
 _DENSITY_TOKENS = {"uniform": "none", "gradient": "gradient", "stripes": "stripes"}
+STANDARD_PROTOCOLS = tuple(
+    f"{pose}+{variant}"
+    for pose in ("aligned", "o3")
+    for variant in ("clean", "noise_low", "noise_med", "noise_high", "gradient", "stripes")
+)
+"""The PCPNet-style benchmark suite, in canonical pose and under O(3)."""
 
 
 @dataclass(frozen=True)

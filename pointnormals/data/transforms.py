@@ -68,7 +68,11 @@ def normalize(data: Data) -> Data:
 
 
 def denormalize(pos: Tensor, center: Tensor, scale: Tensor) -> Tensor:
-    """Inverse of :func:`normalize`: ``pos * scale + center`` (broadcasts per cloud)."""
+    """Inverse of :func:`normalize`: ``pos * scale + center``.
+
+    For one cloud pass its ``center`` ``(1, 3)`` and ``scale`` ``(1,)``; for a PyG batch
+    pass ``center[batch]`` ``(N, 3)`` and ``scale[batch]`` ``(N,)``.
+    """
     return pos * scale.reshape(-1, 1) + center.reshape(-1, 3)
 
 
@@ -102,14 +106,17 @@ def random_orthogonal(mode: str, generator: Generator, axis: int = 2) -> Tensor:
         rot = eye.clone()
         rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
         return rot
-    # QR of a Gaussian matrix with the sign fix is Haar on O(3) (Mezzadri 2007)
-    q, r = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=torch.float64))
-    q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
-    if torch.det(q) < 0:
-        q[:, 0] = -q[:, 0]  # now Haar on SO(3)
+    # Euler-Rodrigues map of a uniform unit quaternion (w, v): Haar on SO(3), and no
+    # LAPACK call (QR of a 3x3 matrix costs milliseconds under thread contention)
+    wv = torch.randn(4, generator=generator, dtype=torch.float64)
+    w, v = wv[0], wv[1:]
+    cross = torch.zeros(3, 3, dtype=torch.float64)
+    cross[0, 1], cross[0, 2], cross[1, 2] = -v[2], v[1], -v[0]
+    cross = cross - cross.T  # [v]_x
+    q = ((w * w - v @ v) * eye + 2 * torch.outer(v, v) + 2 * w * cross) / wv.pow(2).sum()
     reflect = torch.rand((), generator=generator) < 0.5
     if mode == "o3" and reflect:
-        q = q @ torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64))
+        q = q * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)  # q @ diag(-1, 1, 1)
     return q
 
 
