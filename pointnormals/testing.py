@@ -32,7 +32,7 @@ from .frames.frames import Frames
 from .frames.random import random_orthogonal
 from .reps import Reps
 
-__all__ = ["TOLERANCES", "Trial", "assert_equivariant", "equivariance_errors"]
+__all__ = ["TOLERANCES", "Trial", "angle_deg", "assert_equivariant", "equivariance_errors"]
 
 #: Default tolerances: relative error for features, degrees for normals/axes.
 TOLERANCES = {
@@ -88,11 +88,7 @@ def _error(out_g: Any, out: Any, kind: Any, Q: Tensor, inv: Tensor | None) -> tu
     if inv is not None and _is_node_type(kind):
         out_g = out_g[inv]  # back to the original node order
     if kind in ("normal", "axis"):
-        expected = out @ Q.T
-        cos = torch.nn.functional.cosine_similarity(out_g, expected, dim=-1)
-        if kind == "axis":
-            cos = cos.abs()
-        return torch.rad2deg(torch.arccos(cos.clamp(-1, 1))).max().item(), "deg"
+        return angle_deg(out_g, out @ Q.T, oriented=kind == "normal").max().item(), "deg"
     expected = out if kind in (None, "scalar", "batch") else None
     if kind == "pos":
         raise ValueError("use a Reps('1x1n') type for vector outputs; 'pos' is for inputs")
@@ -102,6 +98,19 @@ def _error(out_g: Any, out: Any, kind: Any, Q: Tensor, inv: Tensor | None) -> tu
         expected = kind.transform(out, Q.expand(out.size(0), -1, -1))
     scale = expected.abs().max().clamp_min(1.0)
     return ((out_g - expected).abs().max() / scale).item(), "rel"
+
+
+def angle_deg(a: Tensor, b: Tensor, oriented: bool = True) -> Tensor:
+    """Angle between vectors (or lines, ``oriented=False``) in degrees, ``(N,)``.
+
+    Uses ``atan2(|a x b|, a . b)`` in float64: ``arccos`` of a float32 cosine cannot
+    resolve angles below ~0.02 degrees.
+    """
+    a, b = a.double(), b.double()
+    dot = (a * b).sum(-1)
+    if not oriented:
+        dot = dot.abs()
+    return torch.rad2deg(torch.atan2(torch.linalg.cross(a, b).norm(dim=-1), dot))
 
 
 def _cast(value: Any, dtype: torch.dtype) -> Any:

@@ -21,3 +21,27 @@ __all__ = [
     "gram_schmidt_frames",
     "random_orthogonal",
 ]
+
+_BUILDERS = {
+    "identity": IdentityFrames,
+    "random": RandomFrames,
+    "pca": PCAFrames,
+    "three_nn": ThreeNNFrames,
+    "learned": LearnedFrames,
+}
+
+
+def build_frames(spec: str | dict) -> FrameBuilder:
+    """A frame construction from a plain spec, e.g. ``{"kind": "pca", "k": 16}``.
+
+    >>> build_frames("identity")
+    IdentityFrames()
+    """
+    spec = {"kind": spec} if isinstance(spec, str) else dict(spec)
+    kind = spec.pop("kind", None)
+    if kind not in _BUILDERS:
+        raise ValueError(f"unknown frames kind {kind!r}; expected one of {sorted(_BUILDERS)}")
+    return _BUILDERS[kind](**spec)
+
+
+__all__ += ["build_frames"]

@@ -109,6 +109,16 @@ class Reps:
         """Number of ``0n`` components (the invariant part)."""
         return sum(b.mul for b in self.blocks if b.order == 0 and b.parity == "n")
 
+    @cached_property
+    def scalar_index(self) -> Tensor:
+        """Indices of the ``0n`` components in the flat layout ``(num_scalars,)``."""
+        idx = [
+            torch.arange(sl.start, sl.stop)
+            for b, sl in zip(self.blocks, self.slices, strict=True)
+            if b.order == 0 and b.parity == "n"
+        ]
+        return torch.cat(idx) if idx else torch.zeros(0, dtype=torch.long)
+
     def __len__(self) -> int:
         return len(self.blocks)
 

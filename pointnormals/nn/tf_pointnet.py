@@ -1,0 +1,210 @@
+"""TF-PointNet++: an O(3)-equivariant PointNet++ for per-point normals."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import MLP
+from torch_geometric.utils import scatter
+
+from .. import graph
+from ..frames import FrameUpdate, build_frames
+from ..frames.frames import Frames
+from ..reps import as_reps
+from .interpolate import TensorialInterpolation
+from .point_conv import TensorialPointConv
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One level of the network: how it samples, groups and what it computes.
+
+    Args:
+        reps: representation of this level's features (e.g. ``"32x0n+8x1n+4x2n"``).
+        ratio: fraction of the previous level's points kept as centres (FPS); the first
+            stage uses ``1.0`` (no sampling: a local embedding of every input point).
+        k: neighbours per centre (kNN), or the cap inside the ball when ``radius`` is set.
+        radius: ball radius on the unit-sphere-normalised cloud; ``None`` for kNN.
+        hidden: hidden widths of the set-abstraction message MLP.
+        up_hidden: hidden widths of the feature-propagation MLP back to this level.
+    """
+
+    reps: str
+    ratio: float = 1.0
+    k: int = 16
+    radius: float | None = None
+    hidden: tuple[int, ...] = (64,)
+    up_hidden: tuple[int, ...] = (64,)
+
+
+@dataclass
+class _Level:
+    pos: Tensor
+    batch: Tensor
+    frames: Frames
+    x: Tensor
+
+
+def _as_stage(stage: Stage | dict) -> Stage:
+    if isinstance(stage, Stage):
+        return stage
+    stage = dict(stage)
+    for key in ("hidden", "up_hidden"):
+        if key in stage:
+            stage[key] = tuple(stage[key])
+    return Stage(**stage)
+
+
+def normalize_clouds(pos: Tensor, batch: Tensor, num_clouds: int) -> Tensor:
+    r"""Centre every cloud and scale it into the unit ball.
+
+    .. math::
+        p' = (p - \bar p) / \max \lVert p - \bar p \rVert
+
+    Equivariant (:math:`\bar p \to Q\bar p + t`) and scale invariant.
+    """
+    centroid = scatter(pos, batch, dim=0, dim_size=num_clouds, reduce="mean")
+    centred = pos - centroid[batch]
+    scale = scatter(centred.norm(dim=-1), batch, dim=0, dim_size=num_clouds, reduce="max")
+    return centred / scale.clamp_min(torch.finfo(pos.dtype).tiny)[batch].unsqueeze(-1)
+
+
+class TFPointNet(nn.Module):
+    r"""TF-PointNet++ normal regressor (``frames="identity"`` gives plain PointNet++).
+
+    1. Per-point frames :math:`R_i` (learned Gram–Schmidt, PCA, identity, ...).
+    2. Stage 0 embeds every point from its neighbourhood, stages 1.. are set
+       abstractions: FPS centres, a radius/kNN graph from all points to the centres and
+       a :class:`TensorialPointConv` (messages :math:`\rho(R_i R_j^\top) f_j`,
+       :math:`R_i(p_j - p_i)`, aggregated by max). Centres keep their point's frame,
+       optionally updated by a :class:`~pointnormals.frames.FrameUpdate`.
+    3. Feature propagation back to every point: :class:`TensorialInterpolation` from the
+       ``interp_k`` nearest coarse points, concatenation with the skip features, MLP.
+    4. Head: a linear map to a ``1x1n`` vector :math:`v_i` in the local frame; the normal
+       is :math:`n_i = R_i^\top v_i / \lVert v_i \rVert`.
+
+    All hyper-parameters form a plain dict (:attr:`config`), so a checkpoint rebuilds the
+    model with ``TFPointNet(**config)``.
+
+    Args:
+        stages: list of :class:`Stage` (or dicts); ``stages[0].ratio`` must be 1.
+        frames: frame construction spec for :func:`~pointnormals.frames.build_frames`.
+        reps_kind: ``"tensor"`` (Cartesian) or ``"irreps"``.
+        frame_update: update the centre frames after every set abstraction.
+        interp_k: neighbours used by the interpolation.
+        aggr: aggregation of the set abstraction (``"max"``, ``"mean"``, ...).
+        norm: normalisation inside MLPs (PyG name, or ``None``).
+        normalize: centre and scale every cloud to the unit ball first (scale invariance).
+
+    Shapes:
+        pos: ``(N, 3)``, batch: ``(N,)`` (sorted cloud index) → normals ``(N, 3)``.
+    """
+
+    def __init__(
+        self,
+        stages: list[Stage | dict],
+        frames: dict | str = "learned",
+        reps_kind: str = "tensor",
+        frame_update: bool = False,
+        interp_k: int = 3,
+        aggr: str = "max",
+        norm: str | None = "batch_norm",
+        normalize: bool = True,
+    ) -> None:
+        super().__init__()
+        stages = [_as_stage(s) for s in stages]
+        if not stages or stages[0].ratio != 1.0:
+            raise ValueError("TFPointNet: stages[0] must embed every point (ratio=1.0)")
+        if isinstance(frames, dict | str):
+            frames_spec = frames if isinstance(frames, str) else dict(frames)
+        else:
+            raise ValueError("TFPointNet: frames must be a spec like {'kind': 'learned'}")
+        self.config = {
+            "stages": [asdict(s) for s in stages],
+            "frames": frames_spec,
+            "reps_kind": reps_kind,
+            "frame_update": frame_update,
+            "interp_k": interp_k,
+            "aggr": aggr,
+            "norm": norm,
+            "normalize": normalize,
+        }
+        self.stages = stages
+        self.normalize = normalize
+        self.interp_k = interp_k
+        self.frames = build_frames(frames_spec)
+        reps = [as_reps(s.reps, reps_kind) for s in stages]
+        self.down = nn.ModuleList()
+        self.updates = nn.ModuleList()
+        for i, stage in enumerate(stages):
+            reps_in = "" if i == 0 else reps[i - 1]
+            self.down.append(
+                TensorialPointConv(reps_in, reps[i], list(stage.hidden), aggr, reps_kind, norm)
+            )
+            # an update matters if features carry orientation or a later level reads
+            # positions in these frames; otherwise it would be a dead branch
+            matters = not reps[i].is_scalar or i < len(stages) - 1
+            use_update = frame_update and i > 0 and reps[i].num_scalars > 0 and matters
+            self.updates.append(FrameUpdate(reps[i].num_scalars) if use_update else nn.Identity())
+        self.interps = nn.ModuleList(TensorialInterpolation(r, reps_kind) for r in reps[1:])
+        self.up = nn.ModuleList(
+            MLP([reps[i].dim + reps[i + 1].dim, *stages[i].up_hidden, reps[i].dim], norm=norm)
+            for i in range(len(stages) - 1)
+        )
+        self.head = nn.Linear(reps[0].dim, 3)  # a 1x1n vector in the local frame
+        self.reps = reps
+
+    def forward(self, pos: Tensor, batch: Tensor | None = None) -> Tensor:
+        if batch is None:
+            batch = torch.zeros(pos.size(0), dtype=torch.long, device=pos.device)
+        num_clouds = int(batch[-1]) + 1 if batch.numel() else 0
+        if self.normalize:
+            pos = normalize_clouds(pos, batch, num_clouds)
+        frames = self.frames(pos, batch)
+        levels = [self._embed(pos, batch, frames)]
+        for i in range(1, len(self.stages)):
+            levels.append(self._abstract(levels[-1], i))
+        x = levels[-1].x
+        for i in range(len(self.stages) - 2, -1, -1):
+            fine, coarse = levels[i], levels[i + 1]
+            edge_index = graph.knn(coarse.pos, fine.pos, self.interp_k, coarse.batch, fine.batch)
+            x_up = self.interps[i](
+                x, (coarse.pos, fine.pos), edge_index, (coarse.frames, fine.frames)
+            )
+            x = self.up[i](torch.cat([fine.x, x_up], dim=-1))
+        v_local = self.head(x)  # (N, 3)
+        if not frames.is_identity:
+            v_local = (frames.matrices.transpose(-1, -2) @ v_local.unsqueeze(-1)).squeeze(-1)
+        return nn.functional.normalize(v_local, dim=-1, eps=1e-12)
+
+    def _neighbours(
+        self, stage: Stage, src: tuple[Tensor, Tensor], pos: Tensor, batch: Tensor
+    ) -> Tensor:
+        pos_src, batch_src = src
+        if stage.radius is None:
+            return graph.knn(pos_src, pos, stage.k, batch_src, batch)
+        return graph.radius(pos_src, pos, stage.radius, batch_src, batch, stage.k)
+
+    def _embed(self, pos: Tensor, batch: Tensor, frames: Frames) -> _Level:
+        stage = self.stages[0]
+        edge_index = self._neighbours(stage, (pos, batch), pos, batch)
+        x = self.down[0](None, pos, edge_index, frames)
+        return _Level(pos, batch, frames, x)
+
+    def _abstract(self, prev: _Level, i: int) -> _Level:
+        stage = self.stages[i]
+        idx = graph.farthest_point_sample(prev.pos, stage.ratio, prev.batch)
+        pos, batch, frames = prev.pos[idx], prev.batch[idx], prev.frames[idx]
+        edge_index = self._neighbours(stage, (prev.pos, prev.batch), pos, batch)
+        x = self.down[i](prev.x, (prev.pos, pos), edge_index, (prev.frames, frames))
+        update = self.updates[i]
+        if isinstance(update, FrameUpdate):
+            scalars = x[:, self.reps[i].scalar_index]
+            frames, delta = update(scalars, frames)
+            x = self.reps[i].transform(x, delta, torch.ones_like(scalars[:, 0]))
+        return _Level(pos, batch, frames, x)
+
+    def extra_repr(self) -> str:
+        return f"frames={self.config['frames']}, reps={[str(r) for r in self.reps]}"
