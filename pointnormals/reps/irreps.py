@@ -81,7 +81,7 @@ class Irreps(Reps):
     rotations about a coordinate axis (gimbal lock). Supported degrees: ``l <= 6``.
 
     >>> Irreps("4x0n+2x1p+1x2n+1x3p").dim
-    21
+    22
     >>> Irreps("2x1n") + Irreps("0p")
     Irreps('2x1n+1x0p')
     """
