@@ -107,9 +107,12 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=2048)
     parser.add_argument("--reps", default="tensor", help="conf/reps group: scalar|tensor|irreps")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--only", help=argparse.SUPPRESS)  # internal: memory of one variant
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if args.only:
         only(args.only, args, device)

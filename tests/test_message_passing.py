@@ -109,3 +109,36 @@ def test_scalar_only_layer_never_builds_edge_matrices():
     assert len(frames._relative) == 1
     layer(x, pos, edge_index, frames)
     assert len(frames._relative) == 1  # reused, not recomputed
+
+
+def test_x_i_stays_local_and_x_j_arrives_in_the_receivers_frame():
+    """Against the definition: x_j -> rho(R_i R_j^T) x_j, x_i unchanged, pos -> R_i pos."""
+    reps = TensorReps("1x0n+1x1n+1x2p")
+
+    class Probe(TensorialMessagePassing):
+        def __init__(self):
+            super().__init__(local_reps={"x": reps}, global_reps={"pos": "1x1n"}, aggr="add")
+
+        def forward(self, x, pos, edge_index, frames):
+            self.seen = {}
+            return self.propagate(edge_index, x=x, pos=pos, frames=frames)
+
+        def message(self, x_i, x_j, pos_i, pos_j):
+            self.seen.update(x_i=x_i, x_j=x_j, pos_i=pos_i, pos_j=pos_j)
+            return x_j
+
+    x, pos, frames, edge_index = _inputs(n=30, reps=reps)
+    frames = frames.to(torch.float32)
+    probe = Probe()
+    probe(x, pos, edge_index, frames)
+    src, dst = edge_index
+    rel = frames.relative(edge_index)
+    torch.testing.assert_close(
+        probe.seen["x_j"], reps.transform(x[src], rel.matrices), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(probe.seen["x_i"], x[dst])
+    R_i = frames.matrices[dst]
+    rel_pos = (R_i @ (pos[src] - pos[dst]).unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(
+        probe.seen["pos_j"] - probe.seen["pos_i"], rel_pos, atol=1e-5, rtol=0
+    )

@@ -114,6 +114,24 @@ class Frames:
         self._relative[key] = (edge_index, source, rel)
         return rel
 
+    def receivers(self, edge_index: Tensor) -> Frames:
+        r"""The receiver's frame :math:`R_i` of every edge ``j → i`` (gathered once, cached).
+
+        Shapes:
+            edge_index: ``(2, E)`` → ``(E, d, d)`` frames.
+        """
+        key = (id(edge_index), 0)
+        cached = self._relative.get(key)
+        if cached is not None and cached[0] is edge_index:
+            return cached[2]
+        dst = edge_index[1]
+        if self.is_identity:
+            out = Frames.identity(dst.numel(), self.d, self.matrices.dtype, self.matrices.device)
+        else:
+            out = Frames(self.matrices[dst], det=self.det[dst])
+        self._relative[key] = (edge_index, self, out)
+        return out
+
     def __repr__(self) -> str:
         kind = ", identity" if self.is_identity else ""
         return f"Frames(n={len(self)}, d={self.d}, dtype={self.matrices.dtype}{kind})"

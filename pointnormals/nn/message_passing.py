@@ -42,9 +42,11 @@ class TensorialMessagePassing(MessagePassing):
     Implementation: the frame changes happen in PyG's ``_collect`` step (where
     ``x_j``/``x_i`` are gathered), so ``torch_geometric`` is pinned to 2.7.0.
 
-    Cost: per-edge matrices :math:`R_i R_j^\top` are computed once per
-    ``(frames, edge_index)`` pair and cached on the :class:`Frames` object; ``0n``
-    blocks never touch them and ``0p`` blocks only use determinants.
+    Cost: senders' local features are moved to the global frame once per node, then
+    every edge applies :math:`\rho(R_i)` with the receiver's frame, gathered once per
+    ``(frames, edge_index)`` pair and cached on the :class:`Frames` object (no per-edge
+    matrix products); ``0n`` blocks are never touched and ``0p`` blocks only use
+    determinants.
 
     Args:
         local_reps: representation of every local input, by ``propagate`` keyword.
@@ -80,19 +82,36 @@ class TensorialMessagePassing(MessagePassing):
             raise ValueError(f"{type(self).__name__}.propagate needs frames=Frames(...)")
         frames_src, frames_dst = _pair(frames)
         identity = frames_src.is_identity and frames_dst.is_identity
-        if not identity:
-            kwargs = dict(kwargs)
-            for name, reps in self.global_reps.items():
-                # node level: each node's own local coordinates; the relative frames
-                # below then carry rho(R_j) g_j on to rho(R_i) g_j.
-                g_src, g_dst = _pair(kwargs[name])
-                kwargs[name] = (
-                    reps.transform(g_src, frames_src.matrices, frames_src.det),
-                    reps.transform(g_dst, frames_dst.matrices, frames_dst.det),
-                )
-        out = super()._collect(args, edge_index, size, kwargs)
         if identity:
-            return out
+            return super()._collect(args, edge_index, size, kwargs)
+        # Node level first: local inputs of the senders go to the global frame
+        # (rho(R_j^T) x_j), global inputs of the receivers to their frames (rho(R_i) g_i).
+        # On the edges, rho(R_i) then yields rho(R_i R_j^T) x_j and rho(R_i) g_j: one
+        # gathered matrix per edge instead of the product R_i R_j^T.
+        kwargs = dict(kwargs)
+        moved = {}
+        for name, reps in self.local_reps.items():
+            value = kwargs[name]
+            x_src = value[0] if isinstance(value, tuple | list) else value
+            if x_src is None or reps.is_invariant:
+                continue
+            x_src = reps.transform(x_src, frames_src.matrices.transpose(-1, -2), frames_src.det)
+            if isinstance(value, tuple | list):
+                x_dst = value[1]
+            else:  # one tensor: the receivers' own copy, unless the graph is bipartite
+                x_dst = None if isinstance(frames, tuple | list) else value
+            kwargs[name] = (x_src, x_dst)
+            moved[name] = reps
+        for name, reps in self.global_reps.items():
+            g_src, g_dst = _pair(kwargs[name])
+            kwargs[name] = (g_src, reps.transform(g_dst, frames_dst.matrices, frames_dst.det))
+            moved[name] = reps
+        out = super()._collect(args, edge_index, size, kwargs)
+        for name, reps in moved.items():
+            if f"{name}_j" in out:
+                recv = frames_dst.receivers(edge_index)
+                out[f"{name}_j"] = reps.transform(out[f"{name}_j"], recv.matrices, recv.det)
+        return out
         for name, reps in (self.local_reps | self.global_reps).items():
             if f"{name}_j" in out and not reps.is_invariant:
                 rel = frames_dst.relative(edge_index, frames_src)
