@@ -1,0 +1,217 @@
+"""Every Hydra config group of train.py composes and instantiates; every yaml key is commented."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import hydra
+import lightning as L
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+from pointnormals.data.datamodule import NormalsDataModule
+from pointnormals.nn import TFPointNet
+from pointnormals.training import utils
+from pointnormals.training.module import NormalEstimationModule
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+FRAMES = ("identity", "pca", "learned", "three_nn")
+REPS = ("scalar", "tensor", "irreps")
+# groups owned by the training pipeline (data/model/frames/reps are tested beside their code)
+TRAINING_GROUPS = (
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "hydra",
+    "experiment",
+    "debug",
+    "module",
+)
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.fixture
+def compose_train(tmp_path):
+    """``compose_train(*overrides)`` → the train config, paths redirected into ``tmp_path``."""
+
+    def _compose(*overrides: str) -> DictConfig:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("train", overrides=list(overrides))
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "run")
+            cfg.paths.log_dir = str(tmp_path / "logs")
+            cfg.paths.data_dir = str(tmp_path / "data")
+            cfg.paths.work_dir = str(tmp_path)
+        return cfg
+
+    return _compose
+
+
+def test_groups_exist():
+    for group in ("model", "frames", "reps", "data", *TRAINING_GROUPS):
+        assert options(group), f"conf/{group}/ has no options"
+    assert {"cpu", "gpu", "ddp"} <= set(options("trainer"))
+    assert {"csv", "wandb", "tensorboard"} <= set(options("logger"))
+    assert {"smoke", "pretrained_cpu", "modelnet40_paper"} <= set(options("experiment"))
+    assert {"default", "fdr"} <= set(options("debug"))
+
+
+def test_default_config(compose_train):
+    cfg = compose_train()
+    choices = {"frames": "learned", "reps": "tensor", "trainer": "cpu"}
+    assert cfg.frames.kind == choices["frames"] and cfg.trainer.accelerator == "cpu"
+    assert cfg.ckpt_path is None and cfg.train and cfg.test and cfg.seed is not None
+    assert cfg.module.optimizer._partial_ and cfg.module.scheduler._partial_
+    assert list(cfg.logger) == ["csv"]
+    assert cfg.callbacks.model_checkpoint.monitor == "val/angle"
+    # `_self_` sits before experiment/debug: the default sizing yields to experiments
+    assert cfg.data.synthetic_sizes[0] > compose_train("experiment=smoke").data.synthetic_sizes[0]
+
+
+@pytest.mark.parametrize("frames", FRAMES)
+@pytest.mark.parametrize("reps", REPS)
+def test_model_instantiates(compose_train, frames, reps):
+    cfg = compose_train(f"frames={frames}", f"reps={reps}")
+    module = hydra.utils.instantiate(cfg.module, _convert_="all")
+    assert isinstance(module, NormalEstimationModule) and isinstance(module.model, TFPointNet)
+    config = module.hparams["model_config"]
+    assert config["frames"]["kind"] == frames and config["reps_kind"] == cfg.reps.kind
+    assert [s["reps"] for s in config["stages"]] == list(cfg.reps.levels)
+    assert TFPointNet(**config).config == config  # plain and round-tripping
+
+
+@pytest.mark.parametrize("option", options("data"))
+def test_data_instantiates(compose_train, option):
+    cfg = compose_train(f"data={option}")
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    assert isinstance(datamodule, NormalsDataModule)
+    assert datamodule.val_protocol_names == ("aligned", "o3")
+
+
+@pytest.mark.parametrize("option", options("trainer"))
+def test_trainer_instantiates(compose_train, option):
+    cfg = compose_train(f"trainer={option}")
+    if cfg.trainer.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        with open_dict(cfg):
+            cfg.trainer.accelerator = "cpu"  # the rest of the config must still be valid
+    if option == "ddp":
+        assert cfg.trainer.strategy == "ddp"
+        with open_dict(cfg):
+            cfg.trainer.devices = 2
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, enable_checkpointing=False)
+    assert isinstance(trainer, L.Trainer)
+
+
+@pytest.mark.parametrize("option", options("logger"))
+def test_logger_instantiates(compose_train, option, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = compose_train(f"logger={option}")
+    if "tensorboard" in cfg.logger and importlib.util.find_spec("tensorboard") is None:
+        pytest.skip("tensorboard is not installed (pip install tensorboard)")
+    loggers = utils.instantiate_loggers(cfg.logger)
+    assert len(loggers) == len(cfg.logger) >= 1
+
+
+def test_logger_list_selection(compose_train):
+    cfg = compose_train("logger=[csv,wandb]")
+    assert set(cfg.logger) == {"csv", "wandb"}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["callbacks=default"],
+        ["callbacks=[default,early_stopping]"],
+        ["callbacks/progress_bar=tqdm"],
+        ["callbacks.last_checkpoint.every_n_train_steps=10"],
+        ["callbacks=none"],
+    ],
+)
+def test_callbacks_instantiate(compose_train, overrides):
+    cfg = compose_train(*overrides)
+    callbacks = utils.instantiate_callbacks(cfg.callbacks)
+    names = {type(c).__name__ for c in callbacks}
+    if overrides == ["callbacks=none"]:
+        assert callbacks == []
+        return
+    assert {"ModelCheckpoint", "LastCheckpoint"} <= names
+    assert ("TQDMProgressBar" if "tqdm" in overrides[0] else "RichProgressBar") in names
+    assert ("EarlyStopping" in names) == ("early_stopping" in overrides[0])
+
+
+@pytest.mark.parametrize("option", options("module"))
+@pytest.mark.parametrize("loss", ["abs_cos", "sin2", "unoriented_l2"])
+def test_module_instantiates(compose_train, option, loss):
+    cfg = compose_train(f"module={option}", f"module.loss={loss}", "experiment=smoke")
+    module = hydra.utils.instantiate(cfg.module, _convert_="all")
+    optimizer = module.configure_optimizers()["optimizer"]
+    assert isinstance(optimizer, torch.optim.Optimizer)
+    assert optimizer.param_groups[0]["lr"] == cfg.module.optimizer.lr
+
+
+@pytest.mark.parametrize("option", options("experiment"))
+def test_experiment_instantiates(compose_train, option):
+    cfg = compose_train(f"experiment={option}")
+    assert cfg.task_name == option
+    hydra.utils.instantiate(cfg.data, _convert_="all")
+    hydra.utils.instantiate(cfg.module, _convert_="all")
+    utils.instantiate_callbacks(cfg.callbacks)
+    with open_dict(cfg):
+        cfg.trainer.accelerator = "cpu"
+    hydra.utils.instantiate(cfg.trainer, logger=False)
+
+
+def test_experiment_recipes(compose_train):
+    pretrained = compose_train("experiment=pretrained_cpu")
+    assert pretrained.data.dataset == "mixed" and pretrained.data.train_rotation == "o3"
+    assert pretrained.data.root.endswith("shared/data/modelnet40_mini")
+    paper = compose_train("experiment=modelnet40_paper")
+    assert paper.data.dataset == "modelnet40" and paper.data.train_rotation == "o3"
+    assert paper.trainer.strategy == "ddp" and paper.trainer.max_epochs >= 100
+    assert "o3" in paper.data.test_protocols
+    assert "TQDM" in paper.callbacks.progress_bar._target_
+
+
+@pytest.mark.parametrize("option", options("debug"))
+def test_debug_instantiates(compose_train, option):
+    cfg = compose_train(f"debug={option}")
+    assert cfg.task_name == "debug" and cfg.logger is None
+    hydra.utils.instantiate(
+        cfg.trainer, logger=False, callbacks=utils.instantiate_callbacks(cfg.callbacks)
+    )
+
+
+def test_hydra_dirs():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=["run_name=abc"], return_hydra_config=True)
+    assert cfg.hydra.run.dir.endswith("logs/train/runs/abc")
+    assert cfg.hydra.sweep.dir.endswith("logs/train/multiruns/abc")
+    assert cfg.hydra.job.chdir is False
+
+
+_KEY = re.compile(r"^\s*(- )?[A-Za-z_][\w/@.-]*:(\s|$)")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*sorted(p for g in TRAINING_GROUPS for p in (CONF / g).rglob("*.yaml")), CONF / "train.yaml"],
+    ids=lambda p: str(p.relative_to(CONF)),
+)
+def test_every_key_commented(path):
+    """House style: every yaml key has a comment (on its line or the line above)."""
+    lines = path.read_text().splitlines()
+    missing = [
+        f"{path.name}:{i + 1}: {line.strip()}"
+        for i, line in enumerate(lines)
+        if _KEY.match(line) and "#" not in line and not (i and lines[i - 1].strip().startswith("#"))
+    ]
+    assert not missing, "uncommented keys:\n" + "\n".join(missing)
