@@ -13,7 +13,7 @@ import torch
 import torch_cluster
 from torch import Tensor
 
-__all__ = ["farthest_point_sample", "knn", "knn_graph", "radius"]
+__all__ = ["farthest_point_sample", "knn", "knn_graph", "radius", "rank_by_distance"]
 
 
 def knn(
@@ -71,20 +71,29 @@ def radius(
     return _keep_nearest(edge_index, pos_src, pos_dst, max_num_neighbors)
 
 
-def _keep_nearest(edge_index: Tensor, pos_src: Tensor, pos_dst: Tensor, cap: int) -> Tensor:
-    """Keep, for every receiver, the ``cap`` edges of smallest length (no host sync)."""
-    src, dst = edge_index
-    dist = (pos_src[src] - pos_dst[dst]).pow(2).sum(-1)
-    # sort by (receiver, distance): stable sort on distance, then on receiver
+def rank_by_distance(dst: Tensor, dist: Tensor, num_dst: int) -> tuple[Tensor, Tensor]:
+    """Order edges by (receiver, distance) and rank each inside its receiver's group.
+
+    Returns:
+        ``order`` (edge indices, grouped by receiver, nearest first) and ``rank`` (the
+        position of ``order[e]`` inside its group, 0 = nearest). Exact distance ties keep
+        the input order. No host synchronisation.
+    """
     order = torch.sort(dist, stable=True).indices
     order = order[torch.sort(dst[order], stable=True).indices]
     dst_sorted = dst[order]
-    # rank of each edge inside its receiver's group
-    counts = torch.bincount(dst_sorted, minlength=pos_dst.size(0))
+    counts = torch.bincount(dst_sorted, minlength=num_dst)
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.arange(dst_sorted.numel(), device=dst.device) - starts[dst_sorted]
-    keep = order[rank < cap]
-    return edge_index[:, keep]
+    return order, rank
+
+
+def _keep_nearest(edge_index: Tensor, pos_src: Tensor, pos_dst: Tensor, cap: int) -> Tensor:
+    """Keep, for every receiver, the ``cap`` edges of smallest length."""
+    src, dst = edge_index
+    dist = (pos_src[src] - pos_dst[dst]).pow(2).sum(-1)
+    order, rank = rank_by_distance(dst, dist, pos_dst.size(0))
+    return edge_index[:, order[rank < cap]]
 
 
 def farthest_point_sample(pos: Tensor, ratio: float, batch: Tensor | None = None) -> Tensor:

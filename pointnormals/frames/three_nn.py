@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from .. import graph
@@ -28,13 +27,8 @@ class ThreeNNFrames(FrameBuilder):
         n = pos.size(0)
         src, dst = graph.knn_graph(pos, 3, batch, loop=False)
         rel = pos[src] - pos[dst]  # (E, 3)
-        dist = rel.pow(2).sum(-1)
-        # order edges by (receiver, distance); clouds with < 4 points get zero offsets
-        order = torch.sort(dist, stable=True).indices
-        order = order[torch.sort(dst[order], stable=True).indices]
-        counts = torch.bincount(dst, minlength=n)
-        starts = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(dst.numel(), device=pos.device) - starts[dst[order]]
+        # neighbours by distance; clouds with < 4 points leave zero offsets (fallback)
+        order, rank = graph.rank_by_distance(dst, rel.pow(2).sum(-1), n)
         offsets = pos.new_zeros(n, 3, 3)
         offsets[dst[order], rank] = rel[order]
         return Frames(gram_schmidt_frames(offsets[:, 0], offsets[:, 1], offsets[:, 2]))
