@@ -13,7 +13,35 @@ import torch
 import torch_cluster
 from torch import Tensor
 
-__all__ = ["farthest_point_sample", "knn", "knn_graph", "radius", "rank_by_distance"]
+__all__ = [
+    "farthest_point_sample",
+    "fixed_degree",
+    "knn",
+    "knn_graph",
+    "radius",
+    "rank_by_distance",
+]
+
+
+def _mark_degree(edge_index: Tensor, k: int, num_dst: int) -> Tensor:
+    """Record that every receiver has exactly ``k`` edges, grouped by receiver in order.
+
+    torch_cluster's kNN output is grouped by receiver (ascending) and has at most ``k``
+    edges each, so ``E == k * num_dst`` proves the structure without a host sync.
+    Tensorial layers then move all ``k`` messages of a receiver with one matrix.
+    """
+    if edge_index.size(1) == k * num_dst:
+        edge_index.fixed_degree = k
+    return edge_index
+
+
+def fixed_degree(edge_index: Tensor) -> int | None:
+    """``k`` if every receiver of ``edge_index`` has exactly ``k`` consecutive edges.
+
+    Only graphs built by :func:`knn`/:func:`knn_graph` carry the mark; any derived tensor
+    (indexing, concatenation) loses it, which is the safe default.
+    """
+    return getattr(edge_index, "fixed_degree", None)
 
 
 def knn(
@@ -37,12 +65,13 @@ def knn(
         indexes ``pos_dst`` (i).
     """
     dst, src = torch_cluster.knn(pos_src, pos_dst, k, batch_src, batch_dst)
-    return torch.stack([src, dst], dim=0)
+    return _mark_degree(torch.stack([src, dst], dim=0), k, pos_dst.size(0))
 
 
 def knn_graph(pos: Tensor, k: int, batch: Tensor | None = None, loop: bool = False) -> Tensor:
     """The kNN graph of one (batched) cloud; ``edge_index`` ``(2, N*k)``, j → i."""
-    return torch_cluster.knn_graph(pos, k, batch, loop=loop, flow="source_to_target")
+    edge_index = torch_cluster.knn_graph(pos, k, batch, loop=loop, flow="source_to_target")
+    return _mark_degree(edge_index, k, pos.size(0))
 
 
 def radius(

@@ -98,16 +98,21 @@ def test_frames_must_be_given_and_inputs_cannot_be_both_local_and_global():
         layer(x[:, :5], pos, edge_index, Frames(random_orthogonal(len(pos))))
 
 
-def test_scalar_only_layer_never_builds_edge_matrices():
-    """Local canonicalization (0n only): the relative-frame cache stays empty."""
-    reps = TensorReps("8x0n")
+def test_per_edge_frames_are_gathered_once_and_only_when_needed():
+    """kNN graphs need no per-edge matrices at all (one matrix per receiver moves its k
+    messages); other graphs gather the receivers' frames once and share them."""
+    reps = TensorReps("8x0n+2x1n")
     layer = TensorialPointConv(reps, reps, [16])
-    x, pos, frames, edge_index = _inputs(reps=reps)
+    x, pos, frames, knn_edges = _inputs(reps=reps)
     frames = frames.to(torch.float32)
-    layer(x, pos, edge_index, frames)
-    # positions are global 1n inputs: they need R_i R_j^T once per graph
+    assert graph.fixed_degree(knn_edges) == 8
+    out_knn = layer(x, pos, knn_edges, frames)
+    assert len(frames._relative) == 0
+    unmarked = knn_edges.clone()  # same graph without the fixed-degree mark
+    assert graph.fixed_degree(unmarked) is None
+    torch.testing.assert_close(layer(x, pos, unmarked, frames), out_knn)
     assert len(frames._relative) == 1
-    layer(x, pos, edge_index, frames)
+    layer(x, pos, unmarked, frames)
     assert len(frames._relative) == 1  # reused, not recomputed
 
 

@@ -159,3 +159,13 @@ def test_irreps_2n_is_the_symmetric_traceless_rank2_tensor():
     rotated = TensorReps("1x2n").transform(X.reshape(5, 9), R)
     torch.testing.assert_close(Irreps("1x2n").transform(coeffs, R), rotated @ Q2.T)
     torch.testing.assert_close(coeffs @ Q2, X.reshape(5, 9))  # X lies in the span
+
+
+@pytest.mark.parametrize("reps", [TensorReps("2x0n+1x0p+2x1n+1x2p+1x3n"), IRREPS])
+def test_grouped_transform_equals_repeated_matrices(reps):
+    """x of shape (N, k, dim): all k features of a row are moved by that row's matrix."""
+    R = rand_o(5, 3)
+    x = torch.randn(5, 4, reps.dim, dtype=F64)
+    grouped = reps.transform(x, R)
+    flat = reps.transform(x.reshape(20, reps.dim), R.repeat_interleave(4, dim=0))
+    torch.testing.assert_close(grouped, flat.reshape(5, 4, reps.dim))

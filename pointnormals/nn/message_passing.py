@@ -7,6 +7,7 @@ from typing import Any
 from torch import Tensor
 from torch_geometric.nn import MessagePassing
 
+from .. import graph
 from ..frames.frames import Frames
 from ..reps import Reps, as_reps
 
@@ -45,8 +46,9 @@ class TensorialMessagePassing(MessagePassing):
     Cost: senders' local features are moved to the global frame once per node, then
     every edge applies :math:`\rho(R_i)` with the receiver's frame, gathered once per
     ``(frames, edge_index)`` pair and cached on the :class:`Frames` object (no per-edge
-    matrix products); ``0n`` blocks are never touched and ``0p`` blocks only use
-    determinants.
+    matrix products; for kNN graphs, whose ``k`` edges per receiver are consecutive,
+    one matrix moves all ``k`` messages at once); ``0n`` blocks are never touched and
+    ``0p`` blocks only use determinants.
 
     Args:
         local_reps: representation of every local input, by ``propagate`` keyword.
@@ -107,10 +109,18 @@ class TensorialMessagePassing(MessagePassing):
             kwargs[name] = (g_src, reps.transform(g_dst, frames_dst.matrices, frames_dst.det))
             moved[name] = reps
         out = super()._collect(args, edge_index, size, kwargs)
+        degree = graph.fixed_degree(edge_index)
         for name, reps in moved.items():
-            if f"{name}_j" in out:
+            value = out.get(f"{name}_j")
+            if value is None:
+                continue
+            if degree is not None:  # k edges per receiver, grouped: one matrix per receiver
+                grouped = value.view(len(frames_dst), degree, -1)
+                value = reps.transform(grouped, frames_dst.matrices, frames_dst.det)
+                out[f"{name}_j"] = value.view(-1, value.size(-1))
+            else:
                 recv = frames_dst.receivers(edge_index)
-                out[f"{name}_j"] = reps.transform(out[f"{name}_j"], recv.matrices, recv.det)
+                out[f"{name}_j"] = reps.transform(value, recv.matrices, recv.det)
         return out
         for name, reps in (self.local_reps | self.global_reps).items():
             if f"{name}_j" in out and not reps.is_invariant:

@@ -95,6 +95,11 @@ class Reps:
         return tuple(out)
 
     @cached_property
+    def block_sizes(self) -> tuple[int, ...]:
+        """Number of components of every block."""
+        return tuple(sl.stop - sl.start for sl in self.slices)
+
+    @cached_property
     def is_scalar(self) -> bool:
         """True when every block is order 0 (no rotation matrices are needed)."""
         return all(b.order == 0 for b in self.blocks)
@@ -161,39 +166,41 @@ class Reps:
         """Return :math:`\\rho(R)\\,x`.
 
         Args:
-            x: features ``(N, dim)``.
+            x: features ``(N, dim)``, or ``(N, k, dim)``: ``k`` features per matrix
+                (e.g. the ``k`` edges into one receiver), all moved by the same ``R``.
             R: orthogonal matrices ``(N, d, d)`` (or ``(d, d)``, broadcast), det ±1.
             det: optional precomputed ``det R`` ``(N,)``; only needed for ``p`` blocks.
 
         Returns:
-            Transformed features ``(N, dim)``.
+            Transformed features, shaped like ``x``.
         """
         if x.size(-1) != self.dim:
             raise ValueError(f"{self}: features have {x.size(-1)} components, expected {self.dim}")
         if self.is_invariant or not self.blocks:
             return x
+        n = x.size(0)
         if R.dim() == 2:
-            R = R.expand(x.size(0), *R.shape)
+            R = R.expand(n, *R.shape)
         needs_det = any(b.parity == "p" for b in self.blocks)
         if needs_det and det is None:
             det = torch.linalg.det(R).sign()
-        n = x.size(0)
+        if needs_det:
+            det = det.reshape(n, *([1] * (x.dim() - 1)))  # broadcast over k and components
         matrices: dict[int, Tensor | None] = {}  # one representation matrix per order
         out = []
-        for b, sl in zip(self.blocks, self.slices, strict=True):
-            xb = x[:, sl]
+        for b, xb in zip(self.blocks, torch.split(x, self.block_sizes, dim=-1), strict=True):
             if b.order > 0:
                 if b.order not in matrices:
                     matrices[b.order] = self._block_matrix(b.order, R)
                 mat = matrices[b.order]
-                xb = xb.reshape(n, b.mul, -1)  # (N, mul, block_dim)
+                flat = xb.reshape(n, -1, self.block_dim(b.order))  # (N, k*mul, block_dim)
                 if mat is None:
-                    xb = self._transform_block(xb, b.order, R)
+                    flat = self._transform_block(flat, b.order, R)
                 else:
-                    xb = torch.matmul(xb, mat.transpose(-1, -2))
-                xb = xb.reshape(n, -1)
+                    flat = torch.matmul(flat, mat.transpose(-1, -2))
+                xb = flat.reshape(xb.shape)
             if b.parity == "p":
-                xb = xb * det.unsqueeze(-1)
+                xb = xb * det
             out.append(xb)
         return torch.cat(out, dim=-1)
 
