@@ -67,8 +67,8 @@ def test_groups_exist():
 
 def test_default_config(compose_train):
     cfg = compose_train()
-    choices = {"frames": "learned", "reps": "tensor", "trainer": "cpu"}
-    assert cfg.frames.kind == choices["frames"] and cfg.trainer.accelerator == "cpu"
+    assert cfg.frames.kind == "learned" and cfg.reps.kind == "tensor"
+    assert cfg.data.dataset == "synthetic" and cfg.trainer.accelerator == "cpu"
     assert cfg.ckpt_path is None and cfg.train and cfg.test and cfg.seed is not None
     assert cfg.module.optimizer._partial_ and cfg.module.scheduler._partial_
     assert list(cfg.logger) == ["csv"]
