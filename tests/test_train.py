@@ -225,6 +225,20 @@ def test_fast_dev_run(compose_smoke, train_fn, frames, reps):
 
 
 @pytest.mark.slow
+def test_seeded_runs_are_reproducible(compose_smoke, train_fn, tmp_path):
+    short = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "test=false"]
+    results = []
+    for i, seed in enumerate([7, 7, 8]):
+        cfg = compose_smoke(*short, f"seed={seed}")
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / f"run{i}")
+        results.append(train_fn(cfg))
+    keys = ("train/loss", "val/aligned/angle", "val/o3/angle")
+    assert [results[0][k] for k in keys] == [results[1][k] for k in keys]
+    assert results[0]["train/loss"] != results[2]["train/loss"]
+
+
+@pytest.mark.slow
 def test_wandb_offline_run(compose_smoke, train_fn, no_wandb_credentials, tmp_path):
     import wandb
 
