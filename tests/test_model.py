@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pointnormals.nn import TFPointNet
+from pointnormals.reps import TensorReps
 from pointnormals.testing import assert_equivariant, equivariance_errors
 
 REPS = {
@@ -124,3 +125,37 @@ def test_sampling_is_invariant_to_pose_and_order():
     assert set(zip(e[0].tolist(), e[1].tolist(), strict=True)) == set(
         zip(perm[e_m[0]].tolist(), e_m[1].tolist(), strict=True)
     )
+
+
+def test_bf16_autocast_keeps_the_geometry_in_float32():
+    """Mixed precision (Lightning's bf16-mixed) only rounds the MLPs: frames, frame
+    changes and the output rotation stay float32, so equivariance degrades gracefully
+    (bf16 has ~3 significant digits) instead of breaking."""
+
+    class Autocast(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, pos, batch):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return self.model(pos, batch)
+
+    model = small_model("learned_update", "tensor")
+    pos, batch = two_clouds()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        normals = model(pos, batch)
+    assert normals.dtype == torch.float32
+    torch.testing.assert_close(normals.norm(dim=-1), torch.ones(256))
+    errors = equivariance_errors(
+        Autocast(model), [pos, batch], ["pos", "batch"], "normal", dtypes=[torch.float32], trials=2
+    )
+    assert max(t.error for t in errors) < 1.0  # degrees; float32 alone: < 1e-2
+    x, R = torch.randn(10, 14), torch.linalg.qr(torch.randn(10, 3, 3))[0]
+    reps = TensorReps("1x0n+1x1n+1x2p+1x0p")
+    plain = reps.transform(x, R)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(
+            reps.transform(x.bfloat16(), R), reps.transform(x.bfloat16().float(), R)
+        )
+    assert plain.dtype == torch.float32

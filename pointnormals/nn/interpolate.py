@@ -41,7 +41,7 @@ class TensorialInterpolation(TensorialMessagePassing):
     ) -> Tensor:
         src, dst = edge_index
         weight = 1.0 / (pos[0][src] - pos[1][dst]).pow(2).sum(-1).clamp_min(1e-16)  # (E,)
-        total = x.new_zeros(pos[1].size(0)).index_add_(0, dst, weight)
+        total = weight.new_zeros(pos[1].size(0)).index_add_(0, dst, weight)
         weight = weight / total[dst]
         return self.propagate(
             edge_index, x=x, weight=weight, frames=frames, size=(x.size(0), pos[1].size(0))

@@ -85,6 +85,10 @@ class TFPointNet(nn.Module):
     4. Head: a linear map to a ``1x1n`` vector :math:`v_i` in the local frame; the normal
        is :math:`n_i = R_i^\top v_i / \lVert v_i \rVert`.
 
+    Mixed precision (``torch.autocast``, e.g. Lightning's ``bf16-mixed``): frames,
+    normalisation, every frame change and the output rotation run in the input's
+    precision; only the MLPs round to the low precision.
+
     All hyper-parameters form a plain dict (:attr:`config`), so a checkpoint rebuilds the
     model with ``TFPointNet(**config)``.
 
@@ -160,9 +164,10 @@ class TFPointNet(nn.Module):
         if batch is None:
             batch = torch.zeros(pos.size(0), dtype=torch.long, device=pos.device)
         num_clouds = int(batch[-1]) + 1 if batch.numel() else 0
-        if self.normalize:
-            pos = normalize_clouds(pos, batch, num_clouds)
-        frames = self.frames(pos, batch)
+        with torch.autocast(pos.device.type, enabled=False):  # geometry in full precision
+            if self.normalize:
+                pos = normalize_clouds(pos, batch, num_clouds)
+            frames = self.frames(pos, batch)
         levels = [self._embed(pos, batch, frames)]
         for i in range(1, len(self.stages)):
             levels.append(self._abstract(levels[-1], i))
@@ -174,10 +179,11 @@ class TFPointNet(nn.Module):
                 x, (coarse.pos, fine.pos), edge_index, (coarse.frames, fine.frames)
             )
             x = self.up[i](torch.cat([fine.x, x_up], dim=-1))
-        v_local = self.head(x)  # (N, 3)
-        if not frames.is_identity:
-            v_local = (frames.matrices.transpose(-1, -2) @ v_local.unsqueeze(-1)).squeeze(-1)
-        return nn.functional.normalize(v_local, dim=-1, eps=1e-12)
+        v_local = self.head(x).to(pos.dtype)  # (N, 3), a 1x1n vector in the local frame
+        with torch.autocast(pos.device.type, enabled=False):
+            if not frames.is_identity:
+                v_local = (frames.matrices.transpose(-1, -2) @ v_local.unsqueeze(-1)).squeeze(-1)
+            return nn.functional.normalize(v_local, dim=-1, eps=1e-12)
 
     def _neighbours(
         self, stage: Stage, src: tuple[Tensor, Tensor], pos: Tensor, batch: Tensor
@@ -201,8 +207,9 @@ class TFPointNet(nn.Module):
         x = self.down[i](prev.x, (prev.pos, pos), edge_index, (prev.frames, frames))
         update = self.updates[i]
         if isinstance(update, FrameUpdate):
-            scalars = x[:, self.reps[i].scalar_index]
-            frames, delta = update(scalars, frames)
+            scalars = x[:, self.reps[i].scalar_index].to(pos.dtype)
+            with torch.autocast(pos.device.type, enabled=False):
+                frames, delta = update(scalars, frames)
             x = self.reps[i].transform(x, delta, torch.ones_like(scalars[:, 0]))
         return _Level(pos, batch, frames, x)
 

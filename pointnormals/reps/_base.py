@@ -178,6 +178,12 @@ class Reps:
             raise ValueError(f"{self}: features have {x.size(-1)} components, expected {self.dim}")
         if self.is_invariant or not self.blocks:
             return x
+        if torch.is_autocast_enabled(x.device.type):
+            # mixed precision: geometry stays in the frames' precision (float32), so that
+            # only the MLPs round to bf16/fp16 and the transforms stay exact
+            with torch.autocast(x.device.type, enabled=False):
+                return self.transform(x.to(R.dtype), R, det)
+        x = x.to(R.dtype) if x.dtype != R.dtype and R.is_floating_point() else x
         n = x.size(0)
         if R.dim() == 2:
             R = R.expand(n, *R.shape)
