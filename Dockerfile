@@ -31,6 +31,7 @@ ARG TORCH_CLUSTER_VERSION=1.6.3
 ARG LIGHTNING_VERSION=2.6.6
 ARG HYDRA_VERSION=1.3.8
 ARG WANDB_VERSION=0.31.0
+ARG TENSORBOARD_VERSION=2.21.0
 ARG OPEN3D_VERSION=0.20.0
 ARG SETUPTOOLS_VERSION=84.2.1
 ARG WHEEL_VERSION=0.48.0
@@ -76,7 +77,8 @@ RUN pip install --no-cache-dir --constraint /opt/constraints.txt \
         "open3d-cpu==${OPEN3D_VERSION}; platform_machine == 'x86_64' and sys_platform == 'linux'" \
         "open3d==${OPEN3D_VERSION}; platform_machine != 'x86_64' or sys_platform != 'linux'" \
         "numpy>=1.26,<3" \
-        "rich>=13"
+        "rich>=13" \
+        "tensorboard==${TENSORBOARD_VERSION}"
 
 # ---------------------------------------------------------------------------------------------
 # package: a wheel of pointnormals (with its shipped checkpoint), built apart from the

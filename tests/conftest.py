@@ -31,3 +31,13 @@ def modelnet_mini() -> Path:
     if not MODELNET_MINI.is_dir():
         pytest.skip(f"{MODELNET_MINI} not present")
     return MODELNET_MINI
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` run only where a CUDA GPU is present."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

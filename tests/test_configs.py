@@ -68,7 +68,7 @@ def test_groups_exist():
 def test_default_config(compose_train):
     cfg = compose_train()
     assert cfg.frames.kind == "learned" and cfg.reps.kind == "tensor"
-    assert cfg.data.dataset == "synthetic" and cfg.trainer.accelerator == "cpu"
+    assert cfg.data.dataset == "synthetic" and cfg.trainer.accelerator == "auto"
     assert cfg.ckpt_path is None and cfg.train and cfg.test and cfg.seed is not None
     assert cfg.module.optimizer._partial_ and cfg.module.scheduler._partial_
     assert list(cfg.logger) == ["csv"]

@@ -1,0 +1,56 @@
+"""The CUDA path: torch_cluster's kernels, the model on the GPU, mixed precision.
+
+Marked ``cuda``: skipped without a GPU (see conftest.py); run them where one is present
+with ``pytest -m cuda``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_model import small_model, two_clouds
+
+from pointnormals import graph
+from pointnormals.frames import LearnedFrames
+from pointnormals.testing import assert_equivariant
+
+pytestmark = pytest.mark.cuda
+CUDA = torch.device("cuda")
+
+
+def test_torch_cluster_kernels_match_the_cpu():
+    pos = torch.rand(2000, 3, dtype=torch.float64)
+    batch = torch.arange(2).repeat_interleave(1000)
+    on_gpu = pos.to(CUDA), batch.to(CUDA)
+    idx_cpu = graph.farthest_point_sample(pos, 0.25, batch)
+    idx_gpu = graph.farthest_point_sample(*on_gpu[:1], 0.25, on_gpu[1]).cpu()
+    assert set(idx_cpu.tolist()) == set(idx_gpu.tolist())
+    for build in (
+        lambda p, b: graph.knn_graph(p, 8, b),
+        lambda p, b: graph.radius(p, p, 0.2, b, b, max_num_neighbors=16),
+    ):
+        e_cpu, e_gpu = build(pos, batch), build(*on_gpu).cpu()
+        assert set(map(tuple, e_cpu.T.tolist())) == set(map(tuple, e_gpu.T.tolist()))
+
+
+@pytest.mark.parametrize("frames", ["pca", "learned", "learned_update"])
+def test_model_on_gpu_matches_cpu_and_is_equivariant(frames):
+    model = small_model(frames, "tensor")
+    pos, batch = two_clouds()
+    expected = model(pos, batch)
+    gpu_model = model.to(CUDA)
+    got = gpu_model(pos.to(CUDA), batch.to(CUDA)).cpu()
+    torch.testing.assert_close(got, expected, atol=1e-3, rtol=0)
+    assert_equivariant(
+        gpu_model, [pos.to(CUDA), batch.to(CUDA)], ["pos", "batch"], "normal", trials=2
+    )
+
+
+def test_bf16_autocast_on_gpu_keeps_frames_float32():
+    model = small_model("learned", "tensor").to(CUDA)
+    pos, batch = (t.to(CUDA) for t in two_clouds())
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        normals = model(pos, batch)
+        frames = LearnedFrames().to(CUDA)(pos, batch)
+    assert normals.dtype == torch.float32 and frames.matrices.dtype == torch.float32
+    torch.testing.assert_close(normals.norm(dim=-1), torch.ones(len(pos), device=CUDA))
