@@ -194,7 +194,8 @@ class Reps:
             det = det.reshape(n, *([1] * (x.dim() - 1)))  # broadcast over k and components
         matrices: dict[int, Tensor | None] = {}  # one representation matrix per order
         out = []
-        for b, xb in zip(self.blocks, torch.split(x, self.block_sizes, dim=-1), strict=True):
+        pieces = torch.split(x, self.block_sizes, dim=-1) if len(self.blocks) > 1 else (x,)
+        for b, xb in zip(self.blocks, pieces, strict=True):
             if b.order > 0:
                 if b.order not in matrices:
                     matrices[b.order] = self._block_matrix(b.order, R)
@@ -208,7 +209,7 @@ class Reps:
             if b.parity == "p":
                 xb = xb * det
             out.append(xb)
-        return torch.cat(out, dim=-1)
+        return torch.cat(out, dim=-1) if len(out) > 1 else out[0]
 
     def _block_matrix(self, order: int, R: Tensor) -> Tensor | None:
         """The ``n``-parity representation matrices ``(N, D, D)`` of ``order`` when they
