@@ -211,3 +211,15 @@ def test_graph_helpers_are_permutation_invariant():
     e_p = graph.radius(pos[perm], pos[perm], 0.3, max_num_neighbors=8)
     assert set(map(tuple, e.T.tolist())) == set(map(tuple, perm[e_p].T.tolist()))
     assert torch.equal(inv[perm], torch.arange(400))
+
+
+@pytest.mark.parametrize("name", ["pca_knn", "learned"])
+def test_frames_reuse_a_given_knn_graph(name):
+    """A model passes its own kNN graph (self-loops included) instead of a second search."""
+    builder = EQUIVARIANT[name]().double()
+    pos = torch.rand(200, 3, dtype=F64)
+    batch = torch.arange(2).repeat_interleave(100)
+    k = builder.knn_k
+    shared = builder(pos, batch, graph.knn(pos, pos, k, batch, batch))
+    torch.testing.assert_close(shared.matrices, builder(pos, batch).matrices)
+    assert ThreeNNFrames.knn_k is None and PCAFrames(r=0.5).knn_k is None

@@ -18,6 +18,16 @@ class FrameBuilder(nn.Module):
     #: identity baseline and for random frames).
     equivariant: bool = True
 
-    def forward(self, pos: Tensor, batch: Tensor | None = None) -> Frames:
-        """Frames for the points ``pos`` ``(N, d)`` of clouds ``batch`` ``(N,)``."""
+    #: ``k`` when the construction works on the kNN graph with self-loops (each point and
+    #: its ``k - 1`` nearest neighbours): a model that has built that graph already passes
+    #: it as ``edge_index`` instead of letting the builder search again.
+    knn_k: int | None = None
+
+    def forward(
+        self, pos: Tensor, batch: Tensor | None = None, edge_index: Tensor | None = None
+    ) -> Frames:
+        """Frames for the points ``pos`` ``(N, d)`` of clouds ``batch`` ``(N,)``.
+
+        ``edge_index`` (optional): the kNN graph with self-loops of ``knn_k`` neighbours.
+        """
         raise NotImplementedError

@@ -17,5 +17,7 @@ class IdentityFrames(FrameBuilder):
 
     equivariant = False
 
-    def forward(self, pos: Tensor, batch: Tensor | None = None) -> Frames:
+    def forward(
+        self, pos: Tensor, batch: Tensor | None = None, edge_index: Tensor | None = None
+    ) -> Frames:
         return Frames.identity(pos.size(0), pos.size(1), dtype=pos.dtype, device=pos.device)

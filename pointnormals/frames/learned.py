@@ -40,7 +40,7 @@ class LearnedFrames(FrameBuilder):
     (measured on uniform clouds, 2000 points, k=12: max 1e-4 instead of 5e-4).
 
     Args:
-        k: neighbours per point.
+        k: neighbourhood size, the point itself included (its zero offset adds nothing).
         hidden: width of the two MLPs.
         num_rbf: Gaussian radial basis functions on ``[0, 1]``.
     """
@@ -52,9 +52,17 @@ class LearnedFrames(FrameBuilder):
         self.edge_mlp = MLP([num_rbf, hidden, hidden], norm=None, plain_last=False)
         self.weight_mlp = MLP([2 * hidden, hidden, 2], norm=None)
 
-    def forward(self, pos: Tensor, batch: Tensor | None = None) -> Frames:
+    @property
+    def knn_k(self) -> int:
+        return self.k
+
+    def forward(
+        self, pos: Tensor, batch: Tensor | None = None, edge_index: Tensor | None = None
+    ) -> Frames:
         n = pos.size(0)
-        src, dst = graph.knn_graph(pos, self.k, batch, loop=False)
+        if edge_index is None:  # the point itself is one of the k (it adds nothing to v_k)
+            edge_index = graph.knn_graph(pos, self.k, batch, loop=True)
+        src, dst = edge_index
         rel = pos[src] - pos[dst]  # (E, 3)
         dist = rel.norm(dim=-1)  # (E,)
         radius = 2.0 * scatter(dist, dst, dim=0, dim_size=n, reduce="mean")  # (N,)

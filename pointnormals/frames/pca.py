@@ -51,12 +51,18 @@ class PCAFrames(FrameBuilder):
         super().__init__()
         self.k, self.r, self.tol = k, r, tol
 
-    def forward(self, pos: Tensor, batch: Tensor | None = None) -> Frames:
+    @property
+    def knn_k(self) -> int | None:
+        return self.k if self.r is None else None
+
+    def forward(
+        self, pos: Tensor, batch: Tensor | None = None, edge_index: Tensor | None = None
+    ) -> Frames:
         n, d = pos.shape
         pos = pos.detach()
-        if self.r is None:
+        if edge_index is None and self.r is None:
             edge_index = graph.knn_graph(pos, self.k, batch, loop=True)
-        else:
+        elif edge_index is None:
             edge_index = graph.radius(pos, pos, self.r, batch, batch, max_num_neighbors=self.k)
         src, dst = edge_index
         count = _sum(torch.ones_like(src, dtype=pos.dtype), dst, n).clamp_min(1).unsqueeze(-1)

@@ -51,7 +51,9 @@ class RandomFrames(FrameBuilder):
         self.per_node = per_node
         self.seed = seed
 
-    def forward(self, pos: Tensor, batch: Tensor | None = None) -> Frames:
+    def forward(
+        self, pos: Tensor, batch: Tensor | None = None, edge_index: Tensor | None = None
+    ) -> Frames:
         gen = None
         if self.seed is not None:
             gen = torch.Generator().manual_seed(self.seed)

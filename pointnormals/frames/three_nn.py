@@ -21,7 +21,9 @@ class ThreeNNFrames(FrameBuilder):
     input order; collinear neighbours use the documented Gram–Schmidt fallback.
     """
 
-    def forward(self, pos: Tensor, batch: Tensor | None = None) -> Frames:
+    def forward(
+        self, pos: Tensor, batch: Tensor | None = None, edge_index: Tensor | None = None
+    ) -> Frames:
         if pos.size(1) != 3:
             raise ValueError("ThreeNNFrames is defined for 3-D points")
         n = pos.size(0)

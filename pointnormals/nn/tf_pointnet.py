@@ -167,8 +167,10 @@ class TFPointNet(nn.Module):
         with torch.autocast(pos.device.type, enabled=False):  # geometry in full precision
             if self.normalize:
                 pos = normalize_clouds(pos, batch, num_clouds)
-            frames = self.frames(pos, batch)
-        levels = [self._embed(pos, batch, frames)]
+            edge_index = self._neighbours(self.stages[0], (pos, batch), pos, batch)
+            shared = self.stages[0].radius is None and self.frames.knn_k == self.stages[0].k
+            frames = self.frames(pos, batch, edge_index if shared else None)
+        levels = [self._embed(pos, batch, frames, edge_index)]
         for i in range(1, len(self.stages)):
             levels.append(self._abstract(levels[-1], i))
         x = levels[-1].x
@@ -193,9 +195,7 @@ class TFPointNet(nn.Module):
             return graph.knn(pos_src, pos, stage.k, batch_src, batch)
         return graph.radius(pos_src, pos, stage.radius, batch_src, batch, stage.k)
 
-    def _embed(self, pos: Tensor, batch: Tensor, frames: Frames) -> _Level:
-        stage = self.stages[0]
-        edge_index = self._neighbours(stage, (pos, batch), pos, batch)
+    def _embed(self, pos: Tensor, batch: Tensor, frames: Frames, edge_index: Tensor) -> _Level:
         x = self.down[0](None, pos, edge_index, frames)
         return _Level(pos, batch, frames, x)
 
