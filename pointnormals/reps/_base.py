@@ -138,16 +138,6 @@ class Reps:
     def _with_blocks(self, blocks: tuple[Block, ...]) -> Reps:
         raise NotImplementedError
 
-    def simplify(self) -> Reps:
-        """Merge neighbouring blocks of the same type (the feature layout is unchanged)."""
-        merged: list[Block] = []
-        for b in self.blocks:
-            if merged and (merged[-1].order, merged[-1].parity) == (b.order, b.parity):
-                merged[-1] = Block(merged[-1].mul + b.mul, b.order, b.parity)
-            else:
-                merged.append(b)
-        return self._with_blocks(tuple(merged))
-
     def __str__(self) -> str:
         return "+".join(str(b) for b in self.blocks)
 
