@@ -72,9 +72,7 @@ def _apply(value: Any, kind: Any, Q: Tensor, t: Tensor, perm: Tensor | None, inv
         value = value[perm]
     if kind == "pos":
         return value @ Q.T + t
-    if kind in ("normal", "axis"):
-        return value @ Q.T
-    if kind == "frames":
+    if kind in ("normal", "axis", "frames"):  # v -> Q v (rows of frames: R -> R Q^T)
         return value @ Q.T
     if isinstance(kind, Reps):
         return kind.transform(value, Q.expand(value.size(0), -1, -1))

@@ -87,10 +87,9 @@ def test_frames_orthogonal_and_equivariant(name):
     for dtype in (F64, torch.float32):
         _check_orthogonal(builder.to(dtype)(pos.to(dtype), batch))
     tolerances = {F64: {"feature": 1e-9}, torch.float32: {"feature": 2e-3}}
-    err = assert_equivariant(
+    assert_equivariant(
         builder, [pos, batch], ["pos", "batch"], "frames", tolerances=tolerances, trials=4
     )
-    assert err >= 0.0
 
 
 @pytest.mark.parametrize("name", sorted(EQUIVARIANT))
@@ -203,14 +202,12 @@ def test_pca_frames_degeneracy_on_real_data(modelnet_mini):
 def test_graph_helpers_are_permutation_invariant():
     pos = torch.rand(400, 3, dtype=F64)
     perm = torch.randperm(400)
-    inv = torch.argsort(perm)
     idx = graph.farthest_point_sample(pos, 0.25)
     idx_p = graph.farthest_point_sample(pos[perm], 0.25)
     assert set(idx.tolist()) == set(perm[idx_p].tolist())
     e = graph.radius(pos, pos, 0.3, max_num_neighbors=8)
     e_p = graph.radius(pos[perm], pos[perm], 0.3, max_num_neighbors=8)
     assert set(map(tuple, e.T.tolist())) == set(map(tuple, perm[e_p].T.tolist()))
-    assert torch.equal(inv[perm], torch.arange(400))
 
 
 @pytest.mark.parametrize("name", ["pca_knn", "learned"])
