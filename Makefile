@@ -31,10 +31,7 @@ test: setup lint  ## set-up + lint + the whole test suite (slow tests included)
 test-fast: setup  ## the test suite without slow tests
 	$(PY) -m pytest -q -m "not slow"
 
-demo: setup  ## set-up + predict normals of an embedded demo cloud
-	@if [ ! -f predict.py ]; then \
-	  echo "make demo: predict.py (the inference application) is not in this version yet;"; \
-	  echo "try: $(PY) scripts/check_equivariance.py frames=learned reps=tensor"; exit 1; fi
+demo: setup  ## set-up + normals of an embedded demo scan (outputs/demo/), scored vs Open3D PCA
 	$(PY) predict.py --demo
 
 bench: setup  ## the benchmark scripts (print ratios against side-by-side baselines)

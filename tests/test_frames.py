@@ -14,6 +14,7 @@ from pointnormals.frames import (
     PCAFrames,
     RandomFrames,
     ThreeNNFrames,
+    gram_schmidt_frames,
     random_orthogonal,
 )
 from pointnormals.testing import assert_equivariant, equivariance_errors
@@ -220,3 +221,18 @@ def test_frames_reuse_a_given_knn_graph(name):
     shared = builder(pos, batch, graph.knn(pos, pos, k, batch, batch))
     torch.testing.assert_close(shared.matrices, builder(pos, batch).matrices)
     assert ThreeNNFrames.knn_k is None and PCAFrames(r=0.5).knn_k is None
+
+
+def test_gram_schmidt_second_anchor_decides_when_the_first_is_coplanar():
+    """v1, v2, a coplanar (a = v1 + v2): the sign comes from anchor2 and follows det Q."""
+    g = torch.Generator().manual_seed(3)
+    v1, v2, a2 = (torch.randn(64, 3, generator=g, dtype=torch.float64) for _ in range(3))
+    a = v1 + v2
+    q = random_orthogonal(1, generator=g, dtype=torch.float64)[0]
+    q = q * torch.sign(torch.det(q))  # a proper rotation ...
+    q[:, 0] = -q[:, 0]  # ... times a reflection: det -1
+    r = gram_schmidt_frames(v1, v2, a, anchor2=a2)
+    r_q = gram_schmidt_frames(v1 @ q.T, v2 @ q.T, a @ q.T, anchor2=a2 @ q.T)
+    torch.testing.assert_close(r_q, r @ q.T)
+    without = gram_schmidt_frames(v1 @ q.T, v2 @ q.T, a @ q.T)
+    assert not torch.allclose(without, r @ q.T)  # the documented single-anchor limit

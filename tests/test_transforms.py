@@ -204,3 +204,38 @@ def test_protocol_noise_statistics_after_normalisation():
     assert diagonal == pytest.approx(2, rel=1e-2)  # a square inscribed in the unit disc
     assert out.noise_sigma.item() == pytest.approx(0.012 * diagonal, rel=1e-5)
     assert out.pos[:, 2].std().item() == pytest.approx(out.noise_sigma.item(), rel=0.03)
+
+
+def test_crop_patch_keeps_the_points_nearest_a_cloud_point():
+    data = sphere_cloud(2000)
+    out = T.crop_patch(data, 0.1, gen(3))
+    assert out.pos.size(0) == 200 and out.normal.size(0) == 200
+    # the kept points are a ball around one of them: every kept point is nearer to the
+    # centre than every dropped one, for some centre among the kept points
+    dist = torch.cdist(out.pos, data.pos)  # (200, 2000)
+    kept = torch.zeros(2000, dtype=torch.bool)
+    kept[dist.argmin(1)] = True
+    assert kept.sum() == 200
+    radius_in = dist[:, kept].max(1).values
+    radius_out = dist[:, ~kept].min(1).values
+    assert (radius_in <= radius_out).any()
+    torch.testing.assert_close(T.crop_patch(data, 0.1, gen(3)).pos, out.pos)  # seeded
+    assert torch.equal(T.crop_patch(data, 1.0, gen(3)).pos, data.pos)  # whole cloud
+
+
+def test_crop_patch_commutes_with_rotations_and_rejects_bad_fractions():
+    data = sphere_cloud(1000)
+    q = T.random_orthogonal("o3", gen(1)).float()
+    rotated = Data(pos=data.pos @ q.T, normal=data.normal @ q.T)
+    a, b = T.crop_patch(data, 0.2, gen(5)), T.crop_patch(rotated, 0.2, gen(5))
+    torch.testing.assert_close(b.pos, a.pos @ q.T, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="patch fraction"):
+        T.crop_patch(data, 0.0, gen(0))
+    with pytest.raises(ValueError, match="patch fractions"):
+        Protocol("bad", patch=(1.5,))
+
+
+def test_protocol_with_patches_mixes_whole_clouds_and_patches():
+    protocol = Protocol("train", patch=(1.0, 0.1), num_points=None)
+    sizes = {protocol(sphere_cloud(1000), gen(s)).pos.size(0) for s in range(20)}
+    assert sizes == {1000, 100}

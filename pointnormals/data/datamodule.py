@@ -45,6 +45,8 @@ class NormalsDataModule(L.LightningDataModule):
         train_rotation: ``none | z | so3 | o3`` augmentation while training.
         train_noise: noise levels (fraction of the box diagonal), one drawn per cloud.
         train_density: density modes ``none | gradient | stripes``, one drawn per cloud.
+        train_patch: fractions of a cloud kept as one local patch, one drawn per cloud
+            (``1.0``: the whole cloud; see :func:`~pointnormals.data.transforms.crop_patch`).
         val_protocols: protocol names of the validation loaders (see
             :func:`~pointnormals.data.protocols.get_protocol`).
         test_protocols: protocol names of the test loaders.
@@ -68,6 +70,7 @@ class NormalsDataModule(L.LightningDataModule):
         train_rotation: str = "none",
         train_noise: Sequence[float] = (0.0, 0.00125, 0.0065, 0.012),
         train_density: Sequence[str] = ("none",),
+        train_patch: Sequence[float] = (1.0,),
         val_protocols: Sequence[str] = ("aligned", "o3"),
         test_protocols: Sequence[str] = ("aligned", "o3"),
         synthetic_sizes: Sequence[int] = (512, 64, 64),
@@ -92,6 +95,7 @@ class NormalsDataModule(L.LightningDataModule):
             noise=tuple(float(x) for x in train_noise),
             density=tuple(str(x) for x in train_density),
             num_points=num_points,
+            patch=tuple(float(x) for x in train_patch),
         )
         self.val_protocol_names = tuple(str(x) for x in val_protocols)
         self.test_protocol_names = tuple(str(x) for x in test_protocols)

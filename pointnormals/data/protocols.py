@@ -2,7 +2,7 @@
 
 A :class:`Protocol` is the fixed pipeline
 
-    normalise → density variation → subsample → noise → rotation / reflection
+    normalise → density variation → noise → patch crop → subsample → rotation / reflection
 
 with per-sample random choices drawn from one ``torch.Generator``. Evaluation seeds the
 generator from ``(seed, index)`` only, so two protocols that differ only in their
@@ -62,6 +62,9 @@ class Protocol:
         noise: noise levels (fraction of the box diagonal); one is drawn per sample.
         density: density modes ``none | gradient | stripes``; one is drawn per sample.
         num_points: points kept per cloud (``None``: all).
+        patch: fractions of the cloud kept as one local patch (see
+            :func:`~pointnormals.data.transforms.crop_patch`); one is drawn per sample,
+            ``1.0`` keeps the whole cloud.
         up_axis: the axis of ``z`` rotations (loaders return z-up clouds).
     """
 
@@ -70,6 +73,7 @@ class Protocol:
     noise: tuple[float, ...] = (0.0,)
     density: tuple[str, ...] = ("none",)
     num_points: int | None = 2048
+    patch: tuple[float, ...] = (1.0,)
     up_axis: int = 2
 
     def __post_init__(self) -> None:
@@ -79,15 +83,21 @@ class Protocol:
             raise ValueError(f"protocol {self.name!r}: noise levels must be >= 0")
         if not self.density or any(mode not in T.DENSITY_MODES for mode in self.density):
             raise ValueError(f"protocol {self.name!r}: density modes from {T.DENSITY_MODES}")
+        if not self.patch or any(not 0 < f <= 1 for f in self.patch):
+            raise ValueError(f"protocol {self.name!r}: patch fractions must be in (0, 1]")
 
     def __call__(self, data: Data, generator: torch.Generator) -> Data:
         """Apply the pipeline to one cloud (the input is not modified)."""
         data = T.normalize(data)
         density = self.density[_pick(len(self.density), generator)]
         data = T.vary_density(data, density, generator)
-        data = T.subsample(data, self.num_points, generator)
+        # noise relative to the whole shape, before any crop: a patch of a noisy scan
+        # is as noisy as the scan (relative to the patch, small patches are noisier)
         level = self.noise[_pick(len(self.noise), generator)]
         data = T.add_noise(data, level, generator)
+        if self.patch != (1.0,):  # draws nothing for whole clouds (evaluation seeds)
+            data = T.crop_patch(data, self.patch[_pick(len(self.patch), generator)], generator)
+        data = T.subsample(data, self.num_points, generator)
         # last, so that protocols differing only in rotation share everything else
         return T.rotate(data, self.rotation, generator, axis=self.up_axis)
 

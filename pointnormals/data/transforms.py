@@ -24,6 +24,7 @@ __all__ = [
     "PCPNET_NOISE",
     "ROTATION_MODES",
     "add_noise",
+    "crop_patch",
     "denormalize",
     "normalize",
     "random_orthogonal",
@@ -198,3 +199,24 @@ def vary_density(
     if int(keep.sum()) < 16:  # degenerate tiny clouds: leave them alone
         return data.clone()
     return _select(data, keep.nonzero().squeeze(1))
+
+
+def crop_patch(data: Data, fraction: float, generator: Generator) -> Data:
+    r"""A local surface patch: the :math:`\lceil f N \rceil` points nearest a random point.
+
+    With :math:`c` a uniformly drawn point of the cloud and :math:`f` = ``fraction``,
+    keep the :math:`\lceil f N \rceil` points closest to :math:`c`. This is what the
+    inference application feeds the model on large scans (one patch of nearby points
+    per centre), so training on patches teaches the model partial surfaces at every
+    scale; distances commute with rotations, so the crop does too. ``fraction >= 1``
+    returns the whole cloud and draws nothing.
+    """
+    n = data.pos.size(0)
+    if fraction >= 1:
+        return data.clone()
+    if fraction <= 0:
+        raise ValueError(f"patch fraction must be > 0, got {fraction}")
+    keep = max(1, min(n, math.ceil(fraction * n)))
+    center = data.pos[int(torch.randint(n, (), generator=generator))]
+    dist = (data.pos - center).square().sum(-1)
+    return _select(data, dist.topk(keep, largest=False).indices.sort().values)

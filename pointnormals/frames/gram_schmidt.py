@@ -25,7 +25,9 @@ def _normalize(v: Tensor, eps: float) -> tuple[Tensor, Tensor]:
     return v / norm.clamp_min(eps), ok
 
 
-def gram_schmidt_frames(v1: Tensor, v2: Tensor, anchor: Tensor, eps: float = 1e-6) -> Tensor:
+def gram_schmidt_frames(
+    v1: Tensor, v2: Tensor, anchor: Tensor, eps: float = 1e-6, anchor2: Tensor | None = None
+) -> Tensor:
     r"""Orthonormal frames (rows) from two direction vectors and an anchor, in 3-D.
 
     .. math::
@@ -42,9 +44,10 @@ def gram_schmidt_frames(v1: Tensor, v2: Tensor, anchor: Tensor, eps: float = 1e-
           vanishes too, the global x-axis (not equivariant).
         * :math:`v_2 \parallel e_1`: :math:`e_2` from ``anchor``, then from the global
           axis least aligned with :math:`e_1` (not equivariant).
-        * :math:`|(e_1\times e_2)\cdot a| \le \epsilon \lVert a\rVert` (e.g. planar
-          neighbourhoods): :math:`s = +1` (rotation-, but not
-          reflection-equivariant).
+        * :math:`|(e_1\times e_2)\cdot a| \le \epsilon \lVert a\rVert`: the sign comes
+          from ``anchor2`` :math:`a_2` (an optional second equivariant vector) instead;
+          if that is in the plane too (e.g. planar neighbourhoods): :math:`s = +1`
+          (rotation-, but not reflection-equivariant).
 
     Shapes:
         v1, v2, anchor: ``(N, 3)`` → frames ``(N, 3, 3)``.
@@ -63,6 +66,10 @@ def gram_schmidt_frames(v1: Tensor, v2: Tensor, anchor: Tensor, eps: float = 1e-
     c = torch.linalg.cross(e1, e2)
     # |c·a| below eps·|a| counts as zero: e.g. a planar neighbourhood, where rounding
     # noise would otherwise pick the orientation at random
-    below = (c * anchor).sum(-1, keepdim=True) < -eps * anchor.norm(dim=-1, keepdim=True)
-    s = torch.where(below, -1.0, 1.0).to(c.dtype)
+    dot, tol = (c * anchor).sum(-1, keepdim=True), eps * anchor.norm(dim=-1, keepdim=True)
+    if anchor2 is not None:  # a near-coplanar anchor by coincidence: ask the second one
+        dot2, tol2 = (c * anchor2).sum(-1, keepdim=True), eps * anchor2.norm(dim=-1, keepdim=True)
+        use2 = dot.abs() <= tol
+        dot, tol = torch.where(use2, dot2, dot), torch.where(use2, tol2, tol)
+    s = torch.where(dot < -tol, -1.0, 1.0).to(c.dtype)
     return torch.stack([e1, e2, s * c], dim=-2)

@@ -30,8 +30,10 @@ class LearnedFrames(FrameBuilder):
         v_k = \sum_j w_{k,ij}\,\mathrm{env}(t_{ij})\,\hat r_{ij},\qquad
         a = \sum_j \mathrm{env}(t_{ij})\,\hat r_{ij}
 
-    and :math:`R_i = \mathrm{GS}(v_1, v_2; a)`. All weights are invariant, so
-    :math:`v_k, a \to Q v_k, Q a` and :math:`R_i \to R_i Q^\top` for every
+    and :math:`R_i = \mathrm{GS}(v_1, v_2; a, a_2)` with a second anchor
+    :math:`a_2 = \sum_j \mathrm{env}(t_{ij})\, t_{ij}^2\, r_{ij}` that decides the
+    orientation where :math:`v_1, v_2, a` happen to be nearly coplanar. All weights are
+    invariant, so :math:`v_k, a \to Q v_k, Q a` and :math:`R_i \to R_i Q^\top` for every
     :math:`Q\in O(3)` (the anchor ``a`` makes :math:`\det R_i` follow reflections). The
     normalised distances make the frames scale invariant too; the envelope damps the
     farthest neighbours, so a change of the k-th neighbour moves the frame little.
@@ -76,7 +78,9 @@ class LearnedFrames(FrameBuilder):
         weighted = (env.unsqueeze(-1) * w).unsqueeze(-1) * unit.unsqueeze(-2)  # (E, 2, 3)
         v = scatter(weighted, dst, dim=0, dim_size=n, reduce="sum")  # (N, 2, 3)
         anchor = scatter(env.unsqueeze(-1) * unit, dst, dim=0, dim_size=n, reduce="sum")
-        return Frames(gram_schmidt_frames(v[:, 0], v[:, 1], anchor))
+        # decides the orientation where v_1, v_2 and a happen to be nearly coplanar
+        anchor2 = scatter((env * t * t).unsqueeze(-1) * rel, dst, dim=0, dim_size=n, reduce="sum")
+        return Frames(gram_schmidt_frames(v[:, 0], v[:, 1], anchor, anchor2=anchor2))
 
 
 class FrameUpdate(nn.Module):

@@ -1,0 +1,142 @@
+"""Patch-based inference on clouds of any size: cover, exactness, equivariance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pointnormals.inference import (
+    load_pretrained,
+    orient_outward,
+    plan_patches,
+    predict_normals,
+    resolve_device,
+)
+from pointnormals.nn import TFPointNet
+from pointnormals.testing import angle_deg, assert_equivariant, equivariance_errors
+from pointnormals.training import save_model
+
+STAGES = [
+    dict(reps="4x0n+2x1n", ratio=1.0, k=8, hidden=(16,), up_hidden=(16,)),
+    dict(reps="8x0n+4x1n", ratio=0.25, k=16, radius=0.3, hidden=(16,)),
+]
+
+
+def small_model(frames: str = "learned") -> TFPointNet:
+    torch.manual_seed(0)
+    return TFPointNet(STAGES, frames=frames).eval()
+
+
+def ellipsoid(n: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g, dtype=dtype)
+    x = x / x.norm(dim=-1, keepdim=True) * torch.tensor([1.0, 2.0, 3.0], dtype=dtype)
+    return x + 0.01 * torch.randn(n, 3, generator=g, dtype=dtype)
+
+
+class Predict(nn.Module):
+    """``predict_normals`` as a module (cast to each dtype by the equivariance helper)."""
+
+    def __init__(self, model: nn.Module, patch_points: int = 256) -> None:
+        super().__init__()
+        self.model, self.patch_points = model, patch_points
+
+    def forward(self, pos: torch.Tensor) -> torch.Tensor:
+        return predict_normals(self.model, pos, self.patch_points, batch_points=1024)
+
+
+def test_patches_cover_every_point_with_its_nearest_containing_centre():
+    pos = ellipsoid(3000).float()
+    patches = plan_patches(pos, 200)
+    assert patches.members.shape == (patches.num_patches, 200)
+    assert patches.num_patches >= 30  # overlap 2: about 2 * 3000 / 200 centres
+    flat = patches.members.reshape(-1)
+    assert torch.equal(flat[patches.owner], torch.arange(3000))  # every point owned
+    # brute force: among the patches that contain a point, the owner's centre is nearest
+    owner_patch = patches.owner // 200
+    contains = torch.zeros(patches.num_patches, 3000, dtype=torch.bool)
+    contains[torch.arange(patches.num_patches).repeat_interleave(200), flat] = True
+    dist = torch.cdist(pos[patches.centres], pos).masked_fill(~contains, float("inf"))
+    torch.testing.assert_close(dist[owner_patch, torch.arange(3000)], dist.min(0).values)
+
+
+def test_batching_and_patch_count_do_not_change_a_points_prediction():
+    model = small_model().double()
+    pos = ellipsoid(1500)
+    a = predict_normals(model, pos, patch_points=300, batch_points=300)  # one per call
+    b = predict_normals(model, pos, patch_points=300, batch_points=100_000)  # all at once
+    assert torch.equal(a, b)
+    torch.testing.assert_close(a.norm(dim=-1), torch.ones(1500, dtype=torch.float64))
+    # a cloud that fits one patch is the model itself
+    whole = predict_normals(model, pos, patch_points=2000)
+    with torch.no_grad():
+        direct = model(pos - pos.mean(0))
+    torch.testing.assert_close(whole, direct, atol=1e-12, rtol=0)
+
+
+def test_prediction_is_o3_equivariant_with_patches():
+    """Rotations, reflections, translations and permutations; float64 and float32."""
+    err = assert_equivariant(Predict(small_model()), [ellipsoid(1200)], ["pos"], "normal")
+    assert err < 1e-2
+
+
+def test_prediction_is_scale_invariant():
+    model = small_model().double()
+    pos = ellipsoid(1200)
+    a = predict_normals(model, pos, 256)
+    b = predict_normals(model, 1000.0 * pos, 256)
+    assert angle_deg(a, b).max() < 1e-6
+
+
+def test_identity_frames_fail_the_same_check():
+    trials = equivariance_errors(
+        Predict(small_model("identity")), [ellipsoid(1200)], ["pos"], "normal", trials=2
+    )
+    assert max(t.error for t in trials) > 1.0  # degrees
+
+
+def test_far_away_coordinates_keep_float32_precision():
+    """Scans in global coordinates (e.g. UTM): centring happens in float64 first."""
+    model = small_model()  # float32
+    pos = ellipsoid(1200)
+    near = predict_normals(model, pos, 256)
+    far = predict_normals(model, pos + torch.tensor([4.5e5, 5.2e6, 310.0], dtype=pos.dtype), 256)
+    assert angle_deg(near, far, oriented=True).max() < 1e-2
+
+
+def test_bad_clouds_are_refused_with_a_message():
+    model = small_model()
+    with pytest.raises(ValueError, match="at least 8 points"):
+        predict_normals(model, torch.randn(5, 3))
+    pos = torch.randn(100, 3)
+    pos[7, 1] = float("nan")
+    with pytest.raises(ValueError, match="1 of 100 points have non-finite"):
+        predict_normals(model, pos)
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        predict_normals(model, torch.randn(100, 2))
+
+
+def test_orient_outward_points_away_from_the_centroid_on_a_sphere():
+    pos = torch.nn.functional.normalize(torch.randn(500, 3, dtype=torch.float64), dim=-1)
+    flips = torch.where(torch.rand(500) < 0.5, -1.0, 1.0).to(pos.dtype).unsqueeze(-1)
+    oriented = orient_outward(pos + 5.0, pos * flips)
+    torch.testing.assert_close(oriented, pos)
+
+
+def test_device_and_checkpoint_errors(tmp_path):
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="checkpoint not found"):
+        load_pretrained(tmp_path / "missing.ckpt")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a pointnormals checkpoint"):
+        load_pretrained(junk)
+    save_model(small_model(), tmp_path / "small.ckpt")
+    loaded = load_pretrained(tmp_path / "small.ckpt")
+    pos = ellipsoid(300).float()
+    torch.testing.assert_close(predict_normals(loaded, pos), predict_normals(small_model(), pos))
