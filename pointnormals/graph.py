@@ -17,6 +17,7 @@ __all__ = [
     "farthest_point_sample",
     "fixed_degree",
     "knn",
+    "knn_dense",
     "knn_graph",
     "radius",
     "rank_by_distance",
@@ -64,7 +65,34 @@ def knn(
         ``edge_index`` of shape ``(2, E)``: row 0 indexes ``pos_src`` (j), row 1
         indexes ``pos_dst`` (i).
     """
+    if pos_dst.is_cuda and k > CUDA_KNN_MAX_K:
+        if batch_src is not None or batch_dst is not None:
+            raise ValueError(f"knn: k={k} > {CUDA_KNN_MAX_K} on CUDA needs batch=None")
+        return knn_dense(pos_src, pos_dst, k)
     dst, src = torch_cluster.knn(pos_src, pos_dst, k, batch_src, batch_dst)
+    return _mark_degree(torch.stack([src, dst], dim=0), k, pos_dst.size(0))
+
+
+CUDA_KNN_MAX_K = 100
+"""torch_cluster's CUDA kNN keeps at most 100 neighbours; :func:`knn` goes dense above."""
+
+
+def knn_dense(pos_src: Tensor, pos_dst: Tensor, k: int, chunk_elements: int = 2**24) -> Tensor:
+    """Exact kNN by chunked pairwise distances and ``topk`` (any ``k``, any device).
+
+    For large ``k`` on a GPU (patches of a scan), where torch_cluster's CUDA kernel stops
+    at :data:`CUDA_KNN_MAX_K`. Memory: ``chunk_elements`` distances at a time. Same
+    output as :func:`knn` (nearest first per receiver, fixed degree marked).
+    """
+    k = min(k, pos_src.size(0))
+    rows = max(1, chunk_elements // max(1, pos_src.size(0)))
+    cols = []
+    for start in range(0, pos_dst.size(0), rows):
+        diff = pos_dst[start : start + rows, None, :] - pos_src[None, :, :]
+        dist = diff.pow(2).sum(-1)  # exact squared distances (no matmul trick)
+        cols.append(dist.topk(k, dim=1, largest=False, sorted=True).indices)
+    src = torch.cat(cols).reshape(-1)
+    dst = torch.arange(pos_dst.size(0), device=pos_dst.device).repeat_interleave(k)
     return _mark_degree(torch.stack([src, dst], dim=0), k, pos_dst.size(0))
 
 

@@ -18,7 +18,9 @@ Each step commutes with rotations, reflections, translations, uniform scaling an
 permutations of the input (farthest point sampling starts at an invariant point,
 neighbourhoods are distances), so the predicted normals transform exactly like the
 scan, up to exact distance ties. Coordinates are centred in float64 before any float32
-arithmetic, so scans in far-away global coordinates keep their precision.
+arithmetic, so scans in far-away global coordinates keep their precision. On a GPU the
+patch neighbourhoods (``k`` in the thousands) come from
+:func:`~pointnormals.graph.knn_dense`.
 
 >>> import torch
 >>> from pointnormals.nn import TFPointNet
@@ -175,7 +177,9 @@ def predict_normals(
     device, dtype = param.device, param.dtype
     pos64 = points.to(device, torch.float64)
     pos64 = pos64 - pos64.mean(0)  # exact centring before any rounding to float32
-    pos = pos64.to(dtype)
+    # unit scale for the neighbour search (torch_cluster's CUDA kNN ignores squared
+    # distances above 5e4); the model normalises every patch itself
+    pos = (pos64 / pos64.norm(dim=-1).max().clamp_min(1e-300)).to(dtype)
     if n <= patch_points:
         normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
         if progress is not None:

@@ -54,3 +54,15 @@ def test_bf16_autocast_on_gpu_keeps_frames_float32():
         frames = LearnedFrames().to(CUDA)(pos, batch)
     assert normals.dtype == torch.float32 and frames.matrices.dtype == torch.float32
     torch.testing.assert_close(normals.norm(dim=-1), torch.ones(len(pos), device=CUDA))
+
+
+def test_predict_on_gpu_matches_cpu_with_patches_beyond_the_cuda_knn_limit():
+    """Patches of 512 points need k > 100: the dense kNN path, same normals as the CPU."""
+    from pointnormals.inference import predict_normals
+
+    model = small_model("learned", "tensor").double().eval()
+    g = torch.Generator().manual_seed(0)
+    pos = torch.randn(4000, 3, generator=g, dtype=torch.float64) * 300.0 + 1e4  # mm, far away
+    cpu = predict_normals(model, pos, patch_points=512)
+    gpu = predict_normals(model.to(CUDA), pos.to(CUDA), patch_points=512).cpu()
+    torch.testing.assert_close(gpu, cpu, atol=1e-6, rtol=0)
