@@ -23,7 +23,7 @@ from pointnormals.data.synthetic import generate_shape
 from pointnormals.data.transforms import random_orthogonal
 from pointnormals.training.metrics import unoriented_angle
 
-__all__ = ["demo_scan", "run_demo"]
+__all__ = ["demo_scan", "run_demo", "score_normals"]
 
 
 def demo_scan(
@@ -42,7 +42,7 @@ def demo_scan(
     return points, normals @ q.T
 
 
-def _score(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def score_normals(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     angle = unoriented_angle(torch.from_numpy(pred), torch.from_numpy(truth)).numpy()
     return {
         "mean": float(angle.mean()),
@@ -71,7 +71,7 @@ def run_demo(out_dir: Path, args: Namespace, say: Callable[[str], None]) -> None
             points, method, args.checkpoint, args.device,
             args.patch_points, args.batch_points, args.k,
         )  # fmt: skip
-        rows[method] = (_score(normals, truth), time.perf_counter() - start)
+        rows[method] = (score_normals(normals, truth), time.perf_counter() - start)
         if method == "model":
             write_atomic(result, points, normals)
     say(f"normals of the model -> {result} (same as: python predict.py {scan} --overwrite)")
