@@ -7,7 +7,7 @@ frames are built once per graph (as in the model, where all layers share them; t
 construction time is reported separately) and the input features are moved into them
 once (``ToLocal``), outside the timed step.
 
-    python scripts/bench_layers.py [--points 5000] [--k 10] [--repeats 20]
+    python scripts/bench_layers.py [--points 5000] [--k 10] [--repeats 20] [--generic]
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--generic", action="store_true", help="the generic TensorialMessagePassing route"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -48,7 +51,7 @@ def main() -> None:
 
     pos = torch.rand(args.points, 3, device=device)
     edge_index = graph.knn_graph(pos, args.k)
-    conv = TensorialPointConv(args.reps, args.reps, [64, 64]).to(device)
+    conv = TensorialPointConv(args.reps, args.reps, [64, 64], fused=not args.generic).to(device)
     x_global = torch.randn(args.points, conv.reps_in.dim, device=device)
     to_local = ToLocal(conv.reps_in)
     learned = LearnedFrames(k=16).to(device)
@@ -78,7 +81,7 @@ def main() -> None:
     med = {name: statistics.median(t) for name, t in times.items()}
     print(
         f"device={device} threads={torch.get_num_threads()} points={args.points} "
-        f"edges={edge_index.size(1)} reps={args.reps}"
+        f"edges={edge_index.size(1)} reps={args.reps} path={'generic' if args.generic else 'fused'}"
     )
     for name, value in med.items():
         print(f"{name:9s} forward+backward {value:8.2f} ms (median of {args.repeats})")

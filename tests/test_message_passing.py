@@ -147,3 +147,32 @@ def test_x_i_stays_local_and_x_j_arrives_in_the_receivers_frame():
     torch.testing.assert_close(
         probe.seen["pos_j"] - probe.seen["pos_i"], rel_pos, atol=1e-5, rtol=0
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "reps"),
+    [("tensor", "4x0n+2x0p+3x1n+1x1p+2x2n+1x2p+1x3n"), ("irreps", "4x0n+1x0p+3x1n+2x1p+2x2n+1x3p")],
+)
+def test_fused_point_conv_computes_the_generic_messages(kind, reps):
+    """The fused path equals the generic TensorialMessagePassing route (same weights):
+    kNN (fixed degree), bipartite kNN, bipartite radius graphs and position-only input."""
+    torch.manual_seed(0)
+    pos = torch.rand(300, 3, dtype=torch.float64)
+    frames = LearnedFrames(k=10).double()(pos)
+    fused = TensorialPointConv(reps, reps, [16], reps_kind=kind).double()
+    generic = TensorialPointConv(reps, reps, [16], reps_kind=kind, fused=False).double()
+    generic.load_state_dict(fused.state_dict())
+    x = torch.randn(300, fused.reps_in.dim, dtype=torch.float64)
+    centres = graph.farthest_point_sample(pos, 0.25)
+    cases = [
+        (x, pos, graph.knn_graph(pos, 8), frames),
+        (x, (pos, pos[centres]), graph.knn(pos, pos[centres], 8), (frames, frames[centres])),
+        (x, (pos, pos[centres]), graph.radius(pos, pos[centres], 0.2), (frames, frames[centres])),
+    ]
+    for args in cases:
+        torch.testing.assert_close(fused(*args), generic(*args), atol=1e-12, rtol=0)
+    no_x_fused = TensorialPointConv("", reps, [16], reps_kind=kind).double()
+    no_x_generic = TensorialPointConv("", reps, [16], reps_kind=kind, fused=False).double()
+    no_x_generic.load_state_dict(no_x_fused.state_dict())
+    args = (None, pos, graph.knn_graph(pos, 8), frames)
+    torch.testing.assert_close(no_x_fused(*args), no_x_generic(*args), atol=1e-12, rtol=0)

@@ -122,8 +122,3 @@ class TensorialMessagePassing(MessagePassing):
                 recv = frames_dst.receivers(edge_index)
                 out[f"{name}_j"] = reps.transform(value, recv.matrices, recv.det)
         return out
-        for name, reps in (self.local_reps | self.global_reps).items():
-            if f"{name}_j" in out and not reps.is_invariant:
-                rel = frames_dst.relative(edge_index, frames_src)
-                out[f"{name}_j"] = reps.transform(out[f"{name}_j"], rel.matrices, rel.det)
-        return out

@@ -6,8 +6,9 @@ import torch
 from torch import Tensor
 from torch_geometric.nn import MLP
 
+from .. import graph
 from ..reps import Reps, as_reps
-from .message_passing import FramesArg, TensorialMessagePassing
+from .message_passing import FramesArg, TensorialMessagePassing, _pair
 
 
 class TensorialPointConv(TensorialMessagePassing):
@@ -20,6 +21,14 @@ class TensorialPointConv(TensorialMessagePassing):
     Inputs are invariant, so the MLP is unconstrained; its output is read as a feature
     of type ``reps_out`` in frame :math:`R_i`. Works on bipartite graphs (all points →
     sampled centres) with ``x=(x_src, x_dst)``-style pairs and ``frames=(src, dst)``.
+
+    Fused path (``fused=True``, the default, non-identity frames): the same messages as
+    the generic :class:`TensorialMessagePassing` route, computed with fewer copies. At
+    node level the senders' features go to the global frame and are regrouped by
+    (order, parity), the positions joining the ``1n`` group; every group is gathered per
+    edge as one contiguous tensor and moved by :math:`\rho(R_i)` with one batched
+    product (per receiver on fixed-degree kNN graphs); the MLP input is then assembled in
+    the original block order by a single concatenation, as in the ordinary layer.
 
     Args:
         reps_in: representation of the input features (may be empty: positions only).
@@ -43,6 +52,7 @@ class TensorialPointConv(TensorialMessagePassing):
         aggr: str = "max",
         reps_kind: str = "tensor",
         norm: str | None = None,
+        fused: bool = True,
     ) -> None:
         self.reps_in = as_reps(reps_in, reps_kind)
         self.reps_out = as_reps(reps_out, reps_kind)
@@ -53,6 +63,16 @@ class TensorialPointConv(TensorialMessagePassing):
         )
         channels = [self.reps_in.dim + 4, *hidden, self.reps_out.dim]
         self.mlp = MLP(channels, norm=norm, plain_last=True)
+        self.fused = fused
+        # fused path: the blocks of reps_in grouped by (order, parity); per block its
+        # slice of x, its group and its first row inside the group
+        self._groups: dict[tuple[int, str], int] = {(1, "n"): 0}  # rows per group (pos last)
+        self._layout: list[tuple[slice, tuple[int, str], int, int]] = []
+        for block, sl in zip(self.reps_in.blocks, self.reps_in.slices, strict=True):
+            key = (block.order, block.parity)
+            row = self._groups.get(key, 0)
+            self._layout.append((sl, key, row, block.mul))
+            self._groups[key] = row + block.mul
 
     def forward(
         self,
@@ -65,7 +85,61 @@ class TensorialPointConv(TensorialMessagePassing):
             raise ValueError(
                 f"x has {x.size(-1)} channels, reps_in {self.reps_in} needs {self.reps_in.dim}"
             )
+        frames_src, frames_dst = _pair(frames)
+        if self.fused and not (frames_src.is_identity and frames_dst.is_identity):
+            return self._fused_forward(x, pos, edge_index, frames_src, frames_dst)
         return self.propagate(edge_index, x=x, pos=pos, frames=frames)
+
+    def _fused_forward(
+        self, x: Tensor | None, pos, edge_index: Tensor, frames_src, frames_dst
+    ) -> Tensor:
+        x_src = x[0] if isinstance(x, tuple | list) else x
+        pos_src, pos_dst = _pair(pos)
+        src, dst = edge_index
+        n_dst, reps = pos_dst.size(0), self.reps_in
+        degree = graph.fixed_degree(edge_index)
+        with torch.autocast(pos_src.device.type, enabled=False):  # geometry: full precision
+            rot_dst = frames_dst.matrices
+            pos_i = (rot_dst @ pos_dst.to(rot_dst.dtype).unsqueeze(-1)).squeeze(-1)
+            # node level: senders to the global frame, regrouped by (order, parity)
+            parts: dict[tuple[int, str], list[Tensor]] = {key: [] for key in self._groups}
+            if x_src is not None:
+                x_g = reps.transform(x_src, frames_src.matrices.transpose(-1, -2), frames_src.det)
+                for sl, key, _, mul in self._layout:
+                    parts[key].append(x_g[:, sl].reshape(x_g.size(0), mul, -1))
+            parts[(1, "n")].append(pos_src.to(rot_dst.dtype).unsqueeze(1))
+            if degree is None:  # per-edge receiver frames (radius graphs), cached
+                receivers = frames_dst.receivers(edge_index)
+                rot_e, det_e = receivers.matrices, receivers.det.view(-1, 1, 1)
+            moved = {}
+            for key, blocks in parts.items():
+                order, parity = key
+                group = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+                rows, width = group.shape[1:]
+                edges = group.reshape(group.size(0), -1).index_select(0, src)
+                edges = edges.view(-1, rows, width)  # (E, m, d)
+                if degree is not None:  # k consecutive edges per receiver: one matrix each
+                    grouped = edges.view(n_dst, degree * rows, width)
+                    grouped = reps.transform_order(grouped, order, rot_dst)
+                    if parity == "p":
+                        grouped = grouped * frames_dst.det.view(-1, 1, 1)
+                    edges = grouped.view(-1, rows, width)
+                else:
+                    edges = reps.transform_order(edges, order, rot_e)
+                    if parity == "p":
+                        edges = edges * det_e
+                moved[key] = edges
+            pos_j = moved[(1, "n")][:, -1]  # R_i p_j
+            if degree is not None:
+                rel = (pos_j.view(n_dst, degree, -1) - pos_i.unsqueeze(1)).view(-1, pos_j.size(-1))
+            else:
+                rel = pos_j - pos_i[dst]
+            inputs = [
+                moved[key][:, row : row + mul].flatten(1) for _, key, row, mul in self._layout
+            ]
+            inputs += [rel, rel.norm(dim=-1, keepdim=True)]
+        messages = self.mlp(torch.cat(inputs, dim=-1))
+        return self.aggregate(messages, index=dst, ptr=None, dim_size=n_dst)
 
     def message(self, x_j: Tensor | None, pos_i: Tensor, pos_j: Tensor) -> Tensor:
         rel_pos_ij = pos_j - pos_i  # (E, 3), already in frame i
