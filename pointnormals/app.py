@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +136,7 @@ def estimate(
     batch_points: int | None = None,
     k: int = 30,
     orient: str = "none",
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Unit normals ``(N, 3)`` float64 of ``points`` ``(N, 3)`` (the CLI without files)."""
     if method == "pca":
@@ -150,7 +151,7 @@ def estimate(
         if batch_points is None:
             batch_points = 262_144 if dev.type == "cuda" else 32_768
         normals = inference.predict_normals(
-            model, torch.from_numpy(points), patch_points, batch_points
+            model, torch.from_numpy(points), patch_points, batch_points, progress=progress
         )
     if orient == "outward":
         normals = inference.orient_outward(torch.from_numpy(points), normals)
@@ -166,10 +167,17 @@ def _run(args: argparse.Namespace, say) -> None:
     normals = estimate(
         points, args.method, args.checkpoint, args.device,
         args.patch_points, args.batch_points, args.k, args.orient,
+        progress=None if args.quiet or not sys.stderr.isatty() else _progress,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     write_atomic(dst, points, normals)
     say(f"{src}: {len(points):,} points -> {dst} ({args.method}, {seconds:.1f} s)")
+
+
+def _progress(done: int, total: int) -> None:
+    """A patch counter on an interactive terminal (erased when done)."""
+    end = "\r" if done < total else "\r\033[K"
+    print(f"patches {done}/{total}", end=end, file=sys.stderr, flush=True)
 
 
 def _demo(args: argparse.Namespace, say) -> None:
