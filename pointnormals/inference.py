@@ -68,12 +68,15 @@ class Patches:
         centres: ``(C,)`` index of every patch's centre point.
         members: ``(C, P)`` indices of the points of every patch.
         owner: ``(N,)`` flat index into ``members`` of the (patch, point) pair whose
-            prediction every point takes.
+            prediction every point takes; ``-1`` for the points of ``copies``.
+        copies: ``(2, M)`` pairs ``(point, source)``: a point in no patch (only when more
+            than ``P`` points coincide) takes the normal of its nearest covered point.
     """
 
     centres: Tensor
     members: Tensor
     owner: Tensor
+    copies: Tensor
 
     @property
     def num_patches(self) -> int:
@@ -106,10 +109,14 @@ def load_pretrained(
         raise ValueError(f"{path}: not a pointnormals checkpoint ({first})") from None
 
 
-def plan_patches(pos: Tensor, patch_points: int, overlap: float = 2.0) -> Patches:
+def plan_patches(
+    pos: Tensor, patch_points: int, overlap: float = 2.0, max_rounds: int = 8
+) -> Patches:
     """Cover ``pos`` ``(N, 3)`` with patches of ``patch_points`` nearest points.
 
-    See the module docstring for the construction; needs ``N > patch_points``.
+    See the module docstring for the construction; needs ``N > patch_points``. After
+    ``max_rounds`` rounds of extra centres, points still in no patch (possible only when
+    more than ``patch_points`` points share one position) copy a covered neighbour.
     """
     n = pos.size(0)
     if n <= patch_points:
@@ -119,7 +126,9 @@ def plan_patches(pos: Tensor, patch_points: int, overlap: float = 2.0) -> Patche
     best = torch.full((n,), math.inf, dtype=pos.dtype, device=pos.device)
     owner = torch.full((n,), -1, dtype=torch.long, device=pos.device)
     candidates = torch.arange(n, device=pos.device)
-    while candidates.numel():
+    for _ in range(max_rounds):
+        if not candidates.numel():
+            break
         ratio = min(
             1.0, math.ceil(overlap * candidates.numel() / patch_points) / candidates.numel()
         )
@@ -139,7 +148,12 @@ def plan_patches(pos: Tensor, patch_points: int, overlap: float = 2.0) -> Patche
         centres = torch.cat([centres, new])
         members = torch.cat([members, new_members])
         candidates = (owner < 0).nonzero().squeeze(1)
-    return Patches(centres, members, owner)
+    copies = torch.empty(2, 0, dtype=torch.long, device=pos.device)
+    if candidates.numel():  # > P coincident points crowd some centres out of every patch
+        covered = (owner >= 0).nonzero().squeeze(1)
+        source, target = graph.knn(pos[covered], pos[candidates], 1)
+        copies = torch.stack([candidates[target], covered[source]])
+    return Patches(centres, members, owner, copies)
 
 
 @torch.inference_mode()
@@ -188,7 +202,7 @@ def predict_normals(
 
     patches = plan_patches(pos, patch_points, overlap)
     is_owner = torch.zeros(patches.members.numel(), dtype=torch.bool, device=device)
-    is_owner[patches.owner] = True
+    is_owner[patches.owner[patches.owner >= 0]] = True
     normals = torch.empty(n, 3, dtype=dtype, device=device)
     per_call = max(1, batch_points // patch_points)
     total = patches.num_patches
@@ -205,6 +219,8 @@ def predict_normals(
         normals[members.reshape(-1)[keep]] = pred[keep]
         if progress is not None:
             progress(stop, total)
+    target, source = patches.copies
+    normals[target] = normals[source]
     return normals.to(points.device, points.dtype)
 
 

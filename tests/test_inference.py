@@ -140,3 +140,15 @@ def test_device_and_checkpoint_errors(tmp_path):
     loaded = load_pretrained(tmp_path / "small.ckpt")
     pos = ellipsoid(300).float()
     torch.testing.assert_close(predict_normals(loaded, pos), predict_normals(small_model(), pos))
+
+
+def test_more_coincident_points_than_a_patch_still_get_normals():
+    """600 copies of one point with patches of 256: some copies fit in no patch."""
+    pos = torch.cat([ellipsoid(1000), ellipsoid(1)[:1].expand(600, 3)])
+    patches = plan_patches(pos.float(), 256)
+    assert patches.copies.size(1) > 0
+    covered = patches.owner >= 0
+    assert int(covered.sum()) + patches.copies.size(1) == 1600
+    normals = predict_normals(small_model(), pos, 256)
+    assert torch.isfinite(normals).all()
+    torch.testing.assert_close(normals.norm(dim=-1), torch.ones(1600, dtype=pos.dtype))
