@@ -76,6 +76,12 @@ def parser() -> argparse.ArgumentParser:
         help="points per model call (default 32768 on CPU, 262144 on CUDA)",
     )
     p.add_argument(
+        "--precision",
+        choices=("float32", "float64"),
+        default="float32",
+        help="model arithmetic: float32 (default) or float64 (exactly equivariant, slower)",
+    )
+    p.add_argument(
         "--k", type=_positive, default=30, help="neighbours of --method pca (default 30)"
     )
     p.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's)")
@@ -137,6 +143,7 @@ def estimate(
     k: int = 30,
     orient: str = "none",
     progress: Callable[[int, int], None] | None = None,
+    precision: str = "float32",
 ) -> np.ndarray:
     """Unit normals ``(N, 3)`` float64 of ``points`` ``(N, 3)`` (the CLI without files)."""
     if method == "pca":
@@ -147,7 +154,7 @@ def estimate(
         normals = torch.from_numpy(io.estimate_normals_pca(points, k))
     else:
         dev = inference.resolve_device(device)
-        model = inference.load_pretrained(checkpoint, dev)
+        model = inference.load_pretrained(checkpoint, dev).to(getattr(torch, precision))
         if batch_points is None:
             batch_points = 262_144 if dev.type == "cuda" else 32_768
         normals = inference.predict_normals(
@@ -168,6 +175,7 @@ def _run(args: argparse.Namespace, say) -> None:
         points, args.method, args.checkpoint, args.device,
         args.patch_points, args.batch_points, args.k, args.orient,
         progress=None if args.quiet or not sys.stderr.isatty() else _progress,
+        precision=args.precision,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     write_atomic(dst, points, normals)
