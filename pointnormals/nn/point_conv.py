@@ -100,43 +100,70 @@ class TensorialPointConv(TensorialMessagePassing):
         degree = graph.fixed_degree(edge_index)
         with torch.autocast(pos_src.device.type, enabled=False):  # geometry: full precision
             rot_dst = frames_dst.matrices
-            pos_i = (rot_dst @ pos_dst.to(rot_dst.dtype).unsqueeze(-1)).squeeze(-1)
-            # node level: senders to the global frame, regrouped by (order, parity)
+            dtype = rot_dst.dtype
+            pos_i = (rot_dst @ pos_dst.to(dtype).unsqueeze(-1)).squeeze(-1)
+            # representation matrices, once per order; a shared frame reuses the transpose
+            mats_dst = {o: reps.order_matrix(o, rot_dst) for o in {k[0] for k in self._groups}}
+            if frames_src is frames_dst:
+                mats_src = {
+                    o: None if m is None else m.transpose(-1, -2) for o, m in mats_dst.items()
+                }
+            else:
+                rot_src_t = frames_src.matrices.transpose(-1, -2)
+                mats_src = {o: reps.order_matrix(o, rot_src_t) for o in mats_dst}
+            # node level: the senders' blocks regrouped by (order, parity), moved to the
+            # global frame (rho(R_j^T), det R_j for p), positions joining the 1n group
             parts: dict[tuple[int, str], list[Tensor]] = {key: [] for key in self._groups}
             if x_src is not None:
-                x_g = reps.transform(x_src, frames_src.matrices.transpose(-1, -2), frames_src.det)
+                x_src = x_src.to(dtype)
                 for sl, key, _, mul in self._layout:
-                    parts[key].append(x_g[:, sl].reshape(x_g.size(0), mul, -1))
-            parts[(1, "n")].append(pos_src.to(rot_dst.dtype).unsqueeze(1))
+                    parts[key].append(x_src[:, sl].reshape(x_src.size(0), mul, -1))
+            groups = {}
+            for (order, parity), blocks in parts.items():
+                if not blocks:
+                    continue
+                group = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+                group = reps.transform_order(
+                    group, order, frames_src.matrices.transpose(-1, -2), mats_src[order]
+                )
+                if parity == "p":
+                    group = group * frames_src.det.view(-1, 1, 1).to(dtype)
+                groups[(order, parity)] = group
+            pos_g = pos_src.to(dtype).unsqueeze(1)
+            groups[(1, "n")] = (
+                torch.cat([groups[(1, "n")], pos_g], 1) if (1, "n") in groups else pos_g
+            )
             if degree is None:  # per-edge receiver frames (radius graphs), cached
                 receivers = frames_dst.receivers(edge_index)
                 rot_e, det_e = receivers.matrices, receivers.det.view(-1, 1, 1)
-            moved = {}
-            for key, blocks in parts.items():
-                order, parity = key
-                group = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+            pieces = {}
+            for (order, parity), group in groups.items():
                 rows, width = group.shape[1:]
                 edges = group.reshape(group.size(0), -1).index_select(0, src)
-                edges = edges.view(-1, rows, width)  # (E, m, d)
                 if degree is not None:  # k consecutive edges per receiver: one matrix each
                     grouped = edges.view(n_dst, degree * rows, width)
-                    grouped = reps.transform_order(grouped, order, rot_dst)
+                    grouped = reps.transform_order(grouped, order, rot_dst, mats_dst[order])
                     if parity == "p":
                         grouped = grouped * frames_dst.det.view(-1, 1, 1)
                     edges = grouped.view(-1, rows, width)
                 else:
-                    edges = reps.transform_order(edges, order, rot_e)
+                    edges = reps.transform_order(edges.view(-1, rows, width), order, rot_e)
                     if parity == "p":
                         edges = edges * det_e
-                moved[key] = edges
-            pos_j = moved[(1, "n")][:, -1]  # R_i p_j
+                # one split per group (its backward is one concatenation, not zero-fills)
+                sizes = [mul for _, key, _, mul in self._layout if key == (order, parity)]
+                sizes += [rows - sum(sizes)] if rows > sum(sizes) else []
+                pieces[(order, parity)] = list(edges.split(sizes, dim=1))
+            pos_j = pieces[(1, "n")].pop().squeeze(1)  # R_i p_j, the last row of the 1n group
             if degree is not None:
                 rel = (pos_j.view(n_dst, degree, -1) - pos_i.unsqueeze(1)).view(-1, pos_j.size(-1))
             else:
                 rel = pos_j - pos_i[dst]
-            inputs = [
-                moved[key][:, row : row + mul].flatten(1) for _, key, row, mul in self._layout
-            ]
+            cursor = dict.fromkeys(pieces, 0)
+            inputs = []
+            for _, key, _, _ in self._layout:
+                inputs.append(pieces[key][cursor[key]].flatten(1))
+                cursor[key] += 1
             inputs += [rel, rel.norm(dim=-1, keepdim=True)]
         messages = self.mlp(torch.cat(inputs, dim=-1))
         return self.aggregate(messages, index=dst, ptr=None, dim_size=n_dst)

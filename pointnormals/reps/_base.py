@@ -201,20 +201,28 @@ class Reps:
             out.append(xb)
         return torch.cat(out, dim=-1) if len(out) > 1 else out[0]
 
-    def transform_order(self, x: Tensor, order: int, R: Tensor) -> Tensor:
+    def order_matrix(self, order: int, R: Tensor) -> Tensor | None:
+        """The ``n``-parity representation matrices of ``order``, ``(N, D, D)``, or
+        ``None`` where they are not built (high orders: applied axis by axis)."""
+        return None if order == 0 else self._block_matrix(order, R)
+
+    def transform_order(
+        self, x: Tensor, order: int, R: Tensor, matrix: Tensor | None = None
+    ) -> Tensor:
         r"""Apply the ``n``-parity representation of ``order`` to stacked copies.
 
         Args:
             x: ``(N, m, block_dim(order))``: ``m`` copies per matrix (e.g. all blocks of
                 one order of the ``k`` edges into one receiver).
             R: ``(N, d, d)`` orthogonal matrices.
+            matrix: :meth:`order_matrix` of ``R`` when already built (reused).
 
         Returns:
             :math:`\rho_{order}(R)` applied to every copy, shaped like ``x``.
         """
         if order == 0:
             return x
-        mat = self._block_matrix(order, R)
+        mat = matrix if matrix is not None else self._block_matrix(order, R)
         if mat is None:
             return self._transform_block(x, order, R)
         return torch.matmul(x, mat.transpose(-1, -2))
