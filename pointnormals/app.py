@@ -146,22 +146,18 @@ def estimate(
     precision: str = "float32",
 ) -> np.ndarray:
     """Unit normals ``(N, 3)`` float64 of ``points`` ``(N, 3)`` (the CLI without files)."""
+    cloud = torch.from_numpy(points)
     if method == "pca":
-        if len(points) < inference.MIN_POINTS:
-            raise ValueError(f"need at least {inference.MIN_POINTS} points, got {len(points)}")
-        if not np.isfinite(points).all():
-            raise ValueError("some points have non-finite (NaN/inf) coordinates")
+        inference.validate_points(cloud)
         normals = torch.from_numpy(io.estimate_normals_pca(points, k))
     else:
         dev = inference.resolve_device(device)
         model = inference.load_pretrained(checkpoint, dev).to(getattr(torch, precision))
-        if batch_points is None:
-            batch_points = 262_144 if dev.type == "cuda" else 32_768
         normals = inference.predict_normals(
-            model, torch.from_numpy(points), patch_points, batch_points, progress=progress
+            model, cloud, patch_points, batch_points, progress=progress
         )
     if orient == "outward":
-        normals = inference.orient_outward(torch.from_numpy(points), normals)
+        normals = inference.orient_outward(cloud, normals)
     return normals.numpy().astype(np.float64)
 
 

@@ -69,7 +69,7 @@ def run_demo(out_dir: Path, args: Namespace, say: Callable[[str], None]) -> None
         start = time.perf_counter()
         normals = estimate(
             points, method, args.checkpoint, args.device,
-            args.patch_points, args.batch_points, args.k,
+            args.patch_points, args.batch_points, args.k, precision=args.precision,
         )  # fmt: skip
         rows[method] = (score_normals(normals, truth), time.perf_counter() - start)
         if method == "model":

@@ -51,6 +51,7 @@ __all__ = [
     "plan_patches",
     "predict_normals",
     "resolve_device",
+    "validate_points",
 ]
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "tf_pointnet.ckpt"
@@ -133,9 +134,10 @@ def plan_patches(
             1.0, math.ceil(overlap * candidates.numel() / patch_points) / candidates.numel()
         )
         new = candidates[graph.farthest_point_sample(pos[candidates], ratio)]
-        src, dst = graph.knn(pos, pos[new], patch_points)  # dst: patch, src: point
+        new_pos = pos[new]
+        src, dst = graph.knn(pos, new_pos, patch_points)  # dst: patch, src: point
         new_members = src.view(new.numel(), patch_points)
-        dist = (pos[src] - pos[new][dst]).pow(2).sum(-1)
+        dist = (pos[src] - new_pos[dst]).pow(2).sum(-1)
         flat = dst * patch_points + torch.arange(src.numel(), device=pos.device) % patch_points
         flat = flat + members.numel()
         # per point, the pair of smallest centre distance (exact ties: lowest pair index)
@@ -156,12 +158,25 @@ def plan_patches(
     return Patches(centres, members, owner, copies)
 
 
+def validate_points(points: Tensor) -> None:
+    """``ValueError`` naming the problem unless ``points`` is a finite ``(N, 3)`` cloud
+    with at least :data:`MIN_POINTS` points (shared by every estimation method)."""
+    if points.ndim != 2 or points.size(1) != 3:
+        raise ValueError(f"points must have shape (N, 3), got {tuple(points.shape)}")
+    n = points.size(0)
+    if n < MIN_POINTS:
+        raise ValueError(f"need at least {MIN_POINTS} points, got {n}")
+    if not torch.isfinite(points).all():
+        bad = int((~torch.isfinite(points)).any(-1).sum())
+        raise ValueError(f"{bad} of {n} points have non-finite (NaN/inf) coordinates")
+
+
 @torch.inference_mode()
 def predict_normals(
     model: nn.Module,
     points: Tensor,
     patch_points: int = 1024,
-    batch_points: int = 32_768,
+    batch_points: int | None = None,
     overlap: float = 2.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> Tensor:
@@ -172,21 +187,16 @@ def predict_normals(
             :func:`load_pretrained`; it runs on its own device and dtype.
         points: the cloud, any floating dtype (float64 keeps far-away coordinates exact).
         patch_points: points per patch; clouds up to this size run as one patch.
-        batch_points: points per model call (patches are batched up to this).
+        batch_points: points per model call (patches are batched up to this); default
+            32768 on CPU, 262144 on CUDA.
         overlap: average number of patches per point.
         progress: called with ``(patches_done, patches_total)`` after every model call.
 
     Returns:
         Unoriented unit normals on the device of ``points``, in its dtype.
     """
-    if points.ndim != 2 or points.size(1) != 3:
-        raise ValueError(f"points must have shape (N, 3), got {tuple(points.shape)}")
+    validate_points(points)
     n = points.size(0)
-    if n < MIN_POINTS:
-        raise ValueError(f"need at least {MIN_POINTS} points, got {n}")
-    if not torch.isfinite(points).all():
-        bad = int((~torch.isfinite(points)).any(-1).sum())
-        raise ValueError(f"{bad} of {n} points have non-finite (NaN/inf) coordinates")
     param = next(model.parameters())
     device, dtype = param.device, param.dtype
     pos64 = points.to(device, torch.float64)
@@ -204,6 +214,8 @@ def predict_normals(
     is_owner = torch.zeros(patches.members.numel(), dtype=torch.bool, device=device)
     is_owner[patches.owner[patches.owner >= 0]] = True
     normals = torch.empty(n, 3, dtype=dtype, device=device)
+    if batch_points is None:
+        batch_points = 262_144 if device.type == "cuda" else 32_768
     per_call = max(1, batch_points // patch_points)
     total = patches.num_patches
     for start in range(0, total, per_call):

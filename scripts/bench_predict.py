@@ -48,11 +48,10 @@ def main() -> None:
         pos = torch.from_numpy(points).to(device)
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         if device.type == "cuda":  # warm-up: CUDA context, kernels
-            predict_normals(model, pos[:50_000], args.patch_points, batch_points=262_144)
+            predict_normals(model, pos[:50_000], args.patch_points)
         sync()
         start = time.perf_counter()
-        batch_points = 262_144 if device.type == "cuda" else 32_768
-        normals = predict_normals(model, pos, args.patch_points, batch_points)
+        normals = predict_normals(model, pos, args.patch_points)
         sync()
         seconds = time.perf_counter() - start
         rows[f"TF-PointNet++ ({device.type})"] = (

@@ -64,15 +64,15 @@ class TensorialPointConv(TensorialMessagePassing):
         channels = [self.reps_in.dim + 4, *hidden, self.reps_out.dim]
         self.mlp = MLP(channels, norm=norm, plain_last=True)
         self.fused = fused
-        # fused path: the blocks of reps_in grouped by (order, parity); per block its
-        # slice of x, its group and its first row inside the group
-        self._groups: dict[tuple[int, str], int] = {(1, "n"): 0}  # rows per group (pos last)
-        self._layout: list[tuple[slice, tuple[int, str], int, int]] = []
+        # fused path: the blocks of reps_in grouped by (order, parity): per block its
+        # slice of x and group; per group the block sizes in order (the 1n group always
+        # exists: the positions ride in it as a last row)
+        self._layout: list[tuple[slice, tuple[int, str], int]] = []
+        self._splits: dict[tuple[int, str], list[int]] = {(1, "n"): []}
         for block, sl in zip(self.reps_in.blocks, self.reps_in.slices, strict=True):
             key = (block.order, block.parity)
-            row = self._groups.get(key, 0)
-            self._layout.append((sl, key, row, block.mul))
-            self._groups[key] = row + block.mul
+            self._layout.append((sl, key, block.mul))
+            self._splits.setdefault(key, []).append(block.mul)
 
     def forward(
         self,
@@ -103,7 +103,7 @@ class TensorialPointConv(TensorialMessagePassing):
             dtype = rot_dst.dtype
             pos_i = (rot_dst @ pos_dst.to(dtype).unsqueeze(-1)).squeeze(-1)
             # representation matrices, once per order; a shared frame reuses the transpose
-            mats_dst = {o: reps.order_matrix(o, rot_dst) for o in {k[0] for k in self._groups}}
+            mats_dst = {o: reps.order_matrix(o, rot_dst) for o in {k[0] for k in self._splits}}
             if frames_src is frames_dst:
                 mats_src = {
                     o: None if m is None else m.transpose(-1, -2) for o, m in mats_dst.items()
@@ -113,10 +113,10 @@ class TensorialPointConv(TensorialMessagePassing):
                 mats_src = {o: reps.order_matrix(o, rot_src_t) for o in mats_dst}
             # node level: the senders' blocks regrouped by (order, parity), moved to the
             # global frame (rho(R_j^T), det R_j for p), positions joining the 1n group
-            parts: dict[tuple[int, str], list[Tensor]] = {key: [] for key in self._groups}
+            parts: dict[tuple[int, str], list[Tensor]] = {key: [] for key in self._splits}
             if x_src is not None:
                 x_src = x_src.to(dtype)
-                for sl, key, _, mul in self._layout:
+                for sl, key, mul in self._layout:
                     parts[key].append(x_src[:, sl].reshape(x_src.size(0), mul, -1))
             groups = {}
             for (order, parity), blocks in parts.items():
@@ -151,8 +151,7 @@ class TensorialPointConv(TensorialMessagePassing):
                     if parity == "p":
                         edges = edges * det_e
                 # one split per group (its backward is one concatenation, not zero-fills)
-                sizes = [mul for _, key, _, mul in self._layout if key == (order, parity)]
-                sizes += [rows - sum(sizes)] if rows > sum(sizes) else []
+                sizes = self._splits[(order, parity)] + ([1] if (order, parity) == (1, "n") else [])
                 pieces[(order, parity)] = list(edges.split(sizes, dim=1))
             pos_j = pieces[(1, "n")].pop().squeeze(1)  # R_i p_j, the last row of the 1n group
             if degree is not None:
@@ -161,7 +160,7 @@ class TensorialPointConv(TensorialMessagePassing):
                 rel = pos_j - pos_i[dst]
             cursor = dict.fromkeys(pieces, 0)
             inputs = []
-            for _, key, _, _ in self._layout:
+            for _, key, _ in self._layout:
                 inputs.append(pieces[key][cursor[key]].flatten(1))
                 cursor[key] += 1
             inputs += [rel, rel.norm(dim=-1, keepdim=True)]
