@@ -90,6 +90,8 @@ class NormalEstimationModule(L.LightningModule):
             spec like ``optimizer``, or ``None``.
         scheduler_interval: step the scheduler every ``epoch`` or ``step``.
         monitor: metric a ``ReduceLROnPlateau`` scheduler watches.
+        init_from: a checkpoint whose weights initialise the model (fine-tuning); its
+            model config must match. ``None``: random initialisation.
 
     Every hyper-parameter is saved as a plain python container, so a checkpoint loads
     with ``torch.load(path, weights_only=True)`` and
@@ -105,6 +107,7 @@ class NormalEstimationModule(L.LightningModule):
         scheduler: SchedulerFactory | dict | None = None,
         scheduler_interval: str = "epoch",
         monitor: str = "val/angle",
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         if (model is None) == (model_config is None):
@@ -117,6 +120,10 @@ class NormalEstimationModule(L.LightningModule):
             raise ValueError(
                 f"scheduler_interval must be epoch or step, not {scheduler_interval!r}"
             )
+        if init_from is not None:
+            from pointnormals.training.checkpoint import load_model
+
+            model.load_state_dict(load_model(init_from).state_dict())
         self.model = model
         self.loss_fn = get_loss(loss)
         self.optimizer_factory = _factory(optimizer) or functools.partial(
@@ -131,6 +138,7 @@ class NormalEstimationModule(L.LightningModule):
                 "scheduler": _describe(self.scheduler_factory),
                 "scheduler_interval": scheduler_interval,
                 "monitor": monitor,
+                "init_from": None if init_from is None else str(init_from),
             }
         )
         self._metrics: dict[str, list[NormalErrors]] = {}
