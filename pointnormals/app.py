@@ -1,39 +1,39 @@
-"""The ``predict.py`` command line: normals for a point-cloud file, on CPU or GPU.
+"""The ``predict.py`` command line: normals for point-cloud files, on CPU or GPU.
 
     python predict.py scan.ply                      # -> scan_normals.ply beside it
-    python predict.py scan.xyz -o out.ply --device cuda --orient outward
-    python predict.py scan.ply --method pca         # Open3D's PCA normals, same I/O
+    python predict.py scan.las --orient mst         # -> scan_normals.las, consistent signs
+    python predict.py scans/ "more/*.pcd" -o out/   # every point file, one model load
+    python predict.py scan.ply --render scan.png --views 4
     python predict.py --demo                        # embedded demo scan, scored
 
-Bad input gives one line on stderr (``predict.py: error: ...``) and a non-zero exit
-status: 1 for a problem with the data, files or device, 2 for bad arguments, 130 when
-interrupted. The output is written to a temporary file beside it and renamed into
-place at the end, so an error never leaves a half-written file, and the input is only
-ever read.
+Every attribute of the input (colours, intensity, classification, any PLY property or
+PCD field) is written back with the normals added or replaced, in the same order and
+precision. Bad input gives one line on stderr (``predict.py: error: ...``) and a
+non-zero exit status: 1 for a problem with the data, files or device, 2 for bad
+arguments, 130 when interrupted. With several inputs a failing file is reported and the
+others are still written (status 1 at the end). Outputs are written to temporary files
+beside them and renamed into place when complete, so an error never leaves a partial
+file, and inputs are only ever read.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import math
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from pointnormals import inference, io
+from pointnormals import batch  # light: torch, Open3D & co. are imported when used
 
 __all__ = ["main", "parser"]
 
-PROG = "predict.py"
-WRITABLE_SUFFIXES = (".ply", ".pcd", ".xyzn", ".txt")  # the formats that store normals
+PROG = batch.PROG
+METHODS = ("model", "pca")  # as pointnormals.api.METHODS (not imported: start-up time)
+ORIENTATIONS = ("none", "outward", "mst", "viewpoint", "auto")  # as api.ORIENTATIONS
 
 
-class _UsageError(Exception):
-    """Bad command-line usage (exit status 2)."""
+_UsageError = batch.UsageError  # bad command-line usage (exit status 2)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,53 +45,65 @@ def parser() -> argparse.ArgumentParser:
     """The argument parser of ``predict.py``."""
     p = _Parser(
         prog=PROG,
-        description="Estimate normals of a point cloud with the O(3)-equivariant TF-PointNet++.",
+        description="Estimate normals of point clouds with the O(3)-equivariant TF-PointNet++.",
         epilog="Exit status: 0 ok, 1 bad data/file/device, 2 bad arguments, 130 interrupted.",
     )
-    p.add_argument("input", nargs="?", help="point cloud: .ply .pcd .xyz .xyzn .pts .txt")
-    p.add_argument(
-        "-o", "--output", help="output file (.ply .pcd .xyzn .txt); default INPUT_normals.ply"
+    add = p.add_argument
+    add(
+        "inputs",
+        nargs="*",
+        metavar="INPUT",
+        help="point clouds (.ply .pcd .las .laz .xyz .xyzn .pts .txt), directories, globs",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    p.add_argument(
-        "--method", choices=("model", "pca"), default="model", help="model (default) or Open3D PCA"
+    add(
+        "-o",
+        "--output",
+        help="output file, or directory for several inputs (default: beside "
+        "each input, INPUT_normals.ply|pcd|las|laz)",
     )
-    p.add_argument("--checkpoint", help="model checkpoint (default: the shipped one)")
-    p.add_argument(
-        "--device", default="auto", help="auto (default: CUDA if present), cpu, cuda, cuda:N"
-    )
-    p.add_argument(
+    add("--overwrite", action="store_true", help="replace existing output files")
+    add("--method", choices=METHODS, default="model", help="model (default) or Open3D PCA")
+    add("--checkpoint", help="model checkpoint (default: the shipped one)")
+    add("--device", default="auto", help="auto (default: CUDA if present), cpu, cuda, cuda:N")
+    add(
         "--orient",
-        choices=("none", "outward"),
-        default="none",
-        help="none (default: unoriented) or outward (away from the centroid)",
+        type=_orient,
+        default=("none", None),
+        metavar="MODE",
+        help="none (default: unoriented), outward (away from the centroid), mst (consistent "
+        "over a neighbour graph), viewpoint X,Y,Z (towards a sensor), auto (the file's "
+        "viewpoint, else mst)",
     )
-    p.add_argument(
-        "--patch-points", type=_positive, default=1024, help="points per patch (default 1024)"
+    add(
+        "--render",
+        metavar="PNG",
+        help="write a picture of the normals (a directory for "
+        "several inputs); with normals in the input, a second panel shows the angle error",
     )
-    p.add_argument(
+    add("--views", type=_views, default=1, help="views in the picture, 1-4 (default 1)")
+    add("--show", action="store_true", help="open Open3D's viewer on the result (one input)")
+    add("--patch-points", type=_positive, default=1024, help="points per patch (default 1024)")
+    add(
         "--batch-points",
         type=_positive,
         default=None,
         help="points per model call (default 32768 on CPU, 262144 on CUDA)",
     )
-    p.add_argument(
+    add(
         "--precision",
         choices=("float32", "float64"),
         default="float32",
         help="model arithmetic: float32 (default) or float64 (exactly equivariant, slower)",
     )
-    p.add_argument(
-        "--k", type=_positive, default=30, help="neighbours of --method pca (default 30)"
-    )
-    p.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's)")
-    p.add_argument("--quiet", action="store_true", help="print nothing on success")
-    p.add_argument(
+    add("--k", type=_positive, default=30, help="neighbours of --method pca (default 30)")
+    add("--threads", type=_positive, default=None, help="CPU threads (default: torch's)")
+    add("--quiet", action="store_true", help="print nothing on success, no progress display")
+    add(
         "--demo",
         action="store_true",
         help="write an embedded demo scan to outputs/demo/, predict, compare with PCA",
     )
-    p.add_argument("--debug", action="store_true", help="show the traceback of errors")
+    add("--debug", action="store_true", help="show the traceback of errors")
     return p
 
 
@@ -105,122 +117,76 @@ def _positive(text: str) -> int:
     return value
 
 
-def default_output(path: Path) -> Path:
-    """``dir/scan.xyz`` → ``dir/scan_normals.ply``."""
-    return path.with_name(f"{path.stem}_normals.ply")
+def _views(text: str) -> int:
+    value = _positive(text)
+    if value > 4:
+        raise argparse.ArgumentTypeError(f"1 to 4 views, got {value}")
+    return value
 
 
-def _check_paths(src: Path, dst: Path, overwrite: bool) -> None:
-    if dst.suffix.lower() not in WRITABLE_SUFFIXES:
-        raise ValueError(f"{dst}: output format must store normals, one of {WRITABLE_SUFFIXES}")
-    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-        raise ValueError(f"{dst}: the output would overwrite the input")
-    if dst.exists() and not overwrite:
-        raise ValueError(f"{dst}: exists (pass --overwrite to replace it)")
-    if not dst.parent.is_dir():
-        raise ValueError(f"{dst.parent}: output directory does not exist")
-    if not os.access(dst.parent, os.W_OK):
-        raise ValueError(f"{dst.parent}: output directory is not writable")
-
-
-def write_atomic(dst: Path, points: np.ndarray, normals: np.ndarray | None) -> None:
-    """Write to a temporary file beside ``dst`` and rename it into place."""
-    tmp = dst.with_name(f".{dst.stem}.partial-{os.getpid()}{dst.suffix}")
-    try:
-        io.write_point_cloud(tmp, points, normals)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def estimate(
-    points: np.ndarray,
-    method: str = "model",
-    checkpoint: str | None = None,
-    device: str = "auto",
-    patch_points: int = 1024,
-    batch_points: int | None = None,
-    k: int = 30,
-    orient: str = "none",
-    progress: Callable[[int, int], None] | None = None,
-    precision: str = "float32",
-) -> np.ndarray:
-    """Unit normals ``(N, 3)`` float64 of ``points`` ``(N, 3)`` (the CLI without files)."""
-    cloud = torch.from_numpy(points)
-    if method == "pca":
-        inference.validate_points(cloud)
-        normals = torch.from_numpy(io.estimate_normals_pca(points, k))
-    else:
-        dev = inference.resolve_device(device)
-        model = inference.load_pretrained(checkpoint, dev).to(getattr(torch, precision))
-        normals = inference.predict_normals(
-            model, cloud, patch_points, batch_points, progress=progress
+def _orient(text: str) -> tuple[str, tuple[float, float, float] | None]:
+    """``mst`` → ``("mst", None)``; ``viewpoint=1,2,3`` → ``("viewpoint", (1., 2., 3.))``."""
+    mode, _, coords = text.partition("=")
+    if mode not in ORIENTATIONS or (coords and mode != "viewpoint"):
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from none, outward, mst, viewpoint X,Y,Z, auto)"
         )
-    if orient == "outward":
-        normals = inference.orient_outward(cloud, normals)
-    return normals.numpy().astype(np.float64)
+    if mode != "viewpoint":
+        return mode, None
+    try:
+        xyz = tuple(float(v) for v in coords.split(","))
+    except ValueError:
+        xyz = ()
+    if len(xyz) != 3 or not all(math.isfinite(v) for v in xyz):
+        raise argparse.ArgumentTypeError(
+            f"viewpoint needs X,Y,Z (three numbers, e.g. viewpoint 0,0,10), got {coords!r}"
+        )
+    return mode, xyz  # type: ignore[return-value]
 
 
-def _run(args: argparse.Namespace, say) -> None:
-    src = Path(args.input)
-    dst = Path(args.output) if args.output else default_output(src)
-    _check_paths(src, dst, args.overwrite)
-    points, _ = io.read_point_cloud(src)
-    start = time.perf_counter()
-    normals = estimate(
-        points, args.method, args.checkpoint, args.device,
-        args.patch_points, args.batch_points, args.k, args.orient,
-        progress=None if args.quiet or not sys.stderr.isatty() else _progress,
-        precision=args.precision,
-    )  # fmt: skip
-    seconds = time.perf_counter() - start
-    write_atomic(dst, points, normals)
-    say(f"{src}: {len(points):,} points -> {dst} ({args.method}, {seconds:.1f} s)")
-
-
-def _progress(done: int, total: int) -> None:
-    """A patch counter on an interactive terminal (erased when done)."""
-    end = "\r" if done < total else "\r\033[K"
-    print(f"patches {done}/{total}", end=end, file=sys.stderr, flush=True)
-
-
-def _demo(args: argparse.Namespace, say) -> None:
-    from pointnormals.demo import run_demo  # synthetic shapes: only needed here
-
-    run_demo(Path("outputs/demo"), args, say)
+def _join_viewpoint(argv: list[str]) -> list[str]:
+    """``--orient viewpoint X,Y,Z`` → ``--orient=viewpoint=X,Y,Z`` (one token, so that a
+    negative X is not taken for an option and the inputs are not taken for X,Y,Z)."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in ("--orient", "--orient=viewpoint") and i + 1 < len(argv):
+            two = argv[i] == "--orient"
+            if not two or argv[i + 1] == "viewpoint":
+                j = i + 2 if two else i + 1
+                if j < len(argv):
+                    out.append(f"--orient=viewpoint={argv[j]}")
+                    i = j + 1
+                    continue
+        out.append(argv[i])
+        i += 1
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (see the module docstring)."""
     args = None
     try:
+        argv = _join_viewpoint(list(sys.argv[1:] if argv is None else argv))
         args = parser().parse_args(argv)
-        if args.input is None and not args.demo:
-            raise _UsageError(f"the input point cloud is required (see {PROG} --help)")
         if args.threads:
+            import torch
+
             torch.set_num_threads(args.threads)
         say = (lambda _msg: None) if args.quiet else print
-        (_demo if args.demo else _run)(args, say)
-        return 0
+        if args.demo:
+            from pointnormals.demo import run_demo
+
+            run_demo(Path("outputs/demo"), args, say)
+            return 0
+        return batch.run(args, say)
     except _UsageError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted, nothing written", file=sys.stderr)
+        print(f"{PROG}: interrupted, the current file was not written", file=sys.stderr)
         return 130
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, RuntimeError, MemoryError) as err:
         if args is not None and args.debug:
             raise
-        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+        print(f"{PROG}: error: {batch.describe(err)}", file=sys.stderr)
         return 1
-    except (RuntimeError, MemoryError) as err:  # out of memory, CUDA failures, ...
-        if args is not None and args.debug:
-            raise
-        hint = " (try a smaller --batch-points)" if "memory" in str(err).lower() else ""
-        print(f"{PROG}: error: {type(err).__name__}: {_one_line(err)}{hint}", file=sys.stderr)
-        return 1
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

@@ -19,11 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pointnormals import api, io, paths
 from pointnormals.data.synthetic import generate_shape
 from pointnormals.data.transforms import random_orthogonal
 from pointnormals.training.metrics import unoriented_angle
 
 __all__ = ["demo_scan", "run_demo", "score_normals"]
+
+Say = Callable[[str], None]
 
 
 def demo_scan(
@@ -42,8 +45,14 @@ def demo_scan(
     return points, normals @ q.T
 
 
+def angle_errors(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Unoriented angle (degrees) between predicted and exact normals, ``(N,)``."""
+    return unoriented_angle(torch.from_numpy(pred), torch.from_numpy(truth)).numpy()
+
+
 def score_normals(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    angle = unoriented_angle(torch.from_numpy(pred), torch.from_numpy(truth)).numpy()
+    """Mean, median, RMSE angle and the share below 10° (PGP10, %)."""
+    angle = angle_errors(pred, truth)
     return {
         "mean": float(angle.mean()),
         "median": float(np.median(angle)),
@@ -52,28 +61,31 @@ def score_normals(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
-def run_demo(out_dir: Path, args: Namespace, say: Callable[[str], None]) -> None:
-    """Write the demo scan, estimate its normals (model and PCA) and print the scores."""
-    from pointnormals.app import estimate, write_atomic
+def _write(path: Path, points: np.ndarray, normals: np.ndarray | None = None) -> None:
+    with paths.atomic(path) as (tmp,):
+        io.write_point_cloud(tmp, points, normals)
 
+
+def run_demo(out_dir: Path, args: Namespace, say: Say) -> None:
+    """Write the demo scan, estimate its normals (model and PCA), print and draw the scores."""
     out_dir.mkdir(parents=True, exist_ok=True)
     points, truth = demo_scan()
     scan, result = out_dir / "scan.ply", out_dir / "scan_normals.ply"
-    write_atomic(scan, points, None)
-    write_atomic(out_dir / "scan_truth.ply", points, truth)
+    _write(scan, points)
+    _write(out_dir / "scan_truth.ply", points, truth)
     say(
         f"demo scan: {len(points):,} points, noise 0.25 % of the diagonal, arbitrary pose -> {scan}"
     )
-    rows = {}
+    model = api.load_model(args.checkpoint, args.device, args.precision)
+    rows, normals = {}, {}
     for method in ("model", "pca"):
         start = time.perf_counter()
-        normals = estimate(
-            points, method, args.checkpoint, args.device,
-            args.patch_points, args.batch_points, args.k, precision=args.precision,
-        )  # fmt: skip
-        rows[method] = (score_normals(normals, truth), time.perf_counter() - start)
-        if method == "model":
-            write_atomic(result, points, normals)
+        normals[method] = api.estimate(
+            torch.from_numpy(points), method=method, model=model, k=args.k,
+            patch_points=args.patch_points, batch_points=args.batch_points,
+        ).numpy()  # fmt: skip
+        rows[method] = (score_normals(normals[method], truth), time.perf_counter() - start)
+    _write(result, points, normals["model"])
     say(f"normals of the model -> {result} (same as: python predict.py {scan} --overwrite)")
     say("angular error vs exact normals (degrees, unoriented); time relative to PCA")
     say(f"{'method':24s} {'mean':>6s} {'median':>7s} {'RMSE':>6s} {'<10°':>6s} {'time':>6s}")
@@ -84,3 +96,23 @@ def run_demo(out_dir: Path, args: Namespace, say: Callable[[str], None]) -> None
             f"{names[method]:24s} {s['mean']:6.2f} {s['median']:7.2f} {s['rmse']:6.2f} "
             f"{s['pgp10']:5.1f}% {seconds / pca_seconds:5.1f}x"
         )
+    _draw(out_dir / "normals.png", points, truth, normals, names, say)
+
+
+def _draw(
+    path: Path, points: np.ndarray, truth: np.ndarray, normals: dict, names: dict, say: Say
+) -> None:
+    """Model vs PCA error maps side by side; skipped with a note where no renderer starts."""
+    from pointnormals import render
+
+    problem = render.offscreen_problem()
+    if problem:
+        say(f"no picture: {problem}")
+        return
+    panels = [
+        (f"{names[m]}: mean {score_normals(n, truth)['mean']:.1f}°", n, angle_errors(n, truth))
+        for m, n in normals.items()
+    ]
+    with paths.atomic(path) as (tmp,):
+        render.render_panels(tmp, points, panels, title="angle error vs the exact normals")
+    say(f"error maps, model vs PCA -> {path}")

@@ -1,0 +1,132 @@
+"""``pointnormals.estimate_normals``: every input kind answered in kind, Open3D's idiom."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from test_readme import _example
+
+import pointnormals
+from pointnormals.nn import TFPointNet
+from pointnormals.training import save_model
+
+STAGES = [
+    dict(reps="4x0n+2x1n", ratio=1.0, k=8, hidden=(16,), up_hidden=(16,)),
+    dict(reps="8x0n+4x1n", ratio=0.25, k=16, radius=0.3, hidden=(16,)),
+]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> str:
+    """A small random model: the API's plumbing does not depend on the weights."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "small.ckpt"
+    save_model(TFPointNet(STAGES).eval(), path)
+    return str(path)
+
+
+def sphere(n: int = 800, seed: int = 0) -> np.ndarray:
+    """Points on a unit sphere centred at (5, -2, 1): their outward normals are known."""
+    x = np.random.default_rng(seed).normal(size=(n, 3))
+    return x / np.linalg.norm(x, axis=1, keepdims=True) + [5.0, -2.0, 1.0]
+
+
+def outward(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Cosine of every normal with the true outward normal of the sphere."""
+    return (normals * (points - [5.0, -2.0, 1.0])).sum(1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numpy_in_numpy_out_input_untouched(dtype):
+    points = sphere().astype(dtype)
+    before = points.copy()
+    normals = pointnormals.estimate_normals(points, method="pca", k=20, orient="outward")
+    assert isinstance(normals, np.ndarray) and normals.dtype == dtype
+    assert normals.shape == points.shape
+    np.testing.assert_array_equal(points, before)
+    assert outward(points.astype(np.float64), normals.astype(np.float64)).min() > 0.95
+
+
+def test_torch_in_torch_out_with_the_model(checkpoint):
+    points = torch.from_numpy(sphere()).float()
+    normals = pointnormals.estimate_normals(
+        points, checkpoint=checkpoint, device="cpu", orient="outward", patch_points=256
+    )
+    assert isinstance(normals, torch.Tensor) and normals.dtype == torch.float32
+    assert normals.device == points.device and normals.shape == (800, 3)
+    torch.testing.assert_close(normals.norm(dim=-1), torch.ones(800))
+    centred = points.double() - points.double().mean(0)
+    assert ((centred * normals.double()).sum(-1) >= 0).all()  # outward: away from centroid
+
+
+def test_open3d_legacy_cloud_gets_normals_in_place():
+    o3d = pytest.importorskip("open3d")
+    points = sphere()
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    result = pointnormals.estimate_normals(pcd, method="pca", orient="outward")
+    assert result is pcd and pcd.has_normals()  # like pcd.estimate_normals(): in place
+    np.testing.assert_array_equal(np.asarray(pcd.points), points)
+    assert outward(points, np.asarray(pcd.normals)).min() > 0.95
+
+
+def test_open3d_tensor_cloud_gets_point_normals_in_its_dtype():
+    o3d = pytest.importorskip("open3d")
+    points = sphere().astype(np.float32)
+    pcd = o3d.t.geometry.PointCloud(o3d.core.Tensor(points))
+    result = pointnormals.estimate_normals(
+        pcd, method="pca", orient="viewpoint", viewpoint=(5.0, -2.0, 1.0)
+    )
+    assert result is pcd and "normals" in pcd.point
+    normals = pcd.point.normals.numpy()
+    assert normals.dtype == np.float32 and normals.shape == (800, 3)
+    assert outward(points.astype(np.float64), normals.astype(np.float64)).max() < -0.95  # inward
+
+
+def test_an_already_loaded_model_is_used_as_is():
+    torch.manual_seed(0)
+    model = TFPointNet(STAGES).eval().double()
+    points = sphere(300)
+    a = pointnormals.estimate_normals(points, model=model)
+    b = pointnormals.estimate_normals(points, model=model)
+    assert a.dtype == np.float64
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_clouds_and_options_are_refused_with_a_message():
+    with pytest.raises(ValueError, match="all 1,000 points coincide"):
+        pointnormals.estimate_normals(np.full((1000, 3), 7.5), method="pca")
+    nearly = np.full((100, 3), 1e6) + np.random.default_rng(0).normal(size=(100, 3)) * 1e-9
+    with pytest.raises(ValueError, match="coincide"):  # 1e-15 of the coordinates' size
+        pointnormals.estimate_normals(nearly, method="pca")
+    with pytest.raises(ValueError, match="needs a viewpoint"):
+        pointnormals.estimate_normals(sphere(), method="pca", orient="viewpoint")
+    with pytest.raises(ValueError, match="unknown orientation"):
+        pointnormals.estimate_normals(sphere(), method="pca", orient="inward")
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        pointnormals.estimate_normals(np.zeros((100, 2)), method="pca")
+    o3d = pytest.importorskip("open3d")
+    with pytest.raises(TypeError, match="TriangleMesh"):
+        pointnormals.estimate_normals(o3d.geometry.TriangleMesh(), method="pca")
+
+
+def test_importing_the_package_stays_light():
+    code = (
+        "import sys, pointnormals\n"
+        "assert 'torch' not in sys.modules, 'torch'\n"
+        "pointnormals.estimate_normals\n"
+        "heavy = [m for m in ('open3d', 'laspy', 'plyfile', 'rich') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_readme_example_runs(capsys):
+    exec(compile(_example("estimate-normals"), "README.md", "exec"), {})
+    error = float(capsys.readouterr().out.split("mean error:")[1].split("°")[0])
+    assert error < 10.0  # degrees, shipped model on a clean sphere, oriented outward
