@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
 from test_readme import _example
 
 import pointnormals
