@@ -136,12 +136,13 @@ def write(path: Path, cloud: PointCloudFile, normals: np.ndarray) -> None:
     Shapes:
         normals: ``(N, 3)``.
     """
-    normal_text = _text(np.round(normals, 6))
+    rounded = np.round(normals, 6)  # 1e-6 is far below any normal estimate's error
     if isinstance(cloud._native, _Table):
         table: _Table = cloud._native
         sep = "," if table.delimiter else " "
+        normal_text = [row.split(" ") for row in _rows([rounded], " ")]
         head = list(table.head)
-        out = []
+        lines = []
         for row, normal in zip(table.rows, normal_text, strict=True):
             tokens = row.split(table.delimiter)
             if table.normal_cols:
@@ -149,21 +150,24 @@ def write(path: Path, cloud: PointCloudFile, normals: np.ndarray) -> None:
                     tokens[col] = value
             else:
                 tokens[3:3] = normal
-            out.append(sep.join(tokens))
+            lines.append(sep.join(tokens))
         if table.names_line is not None and not table.normal_cols:
             marker = "//" if head[table.names_line].lstrip().startswith("//") else "#"
             names = list(table.names or ())
             names[3:3] = ["Nx", "Ny", "Nz"]
             head[table.names_line] = marker + sep.join(names)
-        lines = head + out
+        lines = head + lines
     else:
         source = cloud.fields()
-        coords = _text(np.column_stack([source[c] for c in "xyz"]))
         sep = "," if path.suffix.lower() == ".txt" else " "
-        lines = [sep.join(c + n) for c, n in zip(coords, normal_text, strict=True)]
+        lines = _rows([np.column_stack([source[c] for c in "xyz"]), rounded], sep)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _text(values: np.ndarray) -> list[list[str]]:
-    """Rows of the shortest decimal text that reads back as the same float."""
-    return np.asarray(values).astype(str).tolist()
+def _rows(blocks: list[np.ndarray], sep: str) -> list[str]:
+    """Text rows of ``(N, k)`` float blocks: float32 as ``%.9g``, float64 as Python's
+    shortest round-trip ``repr``, so every value reads back bit for bit."""
+    formats = [("%.9g" if b.dtype == np.float32 else "%r",) * b.shape[1] for b in blocks]
+    fmt = sep.join(f for group in formats for f in group)
+    values = np.column_stack([b.astype(np.float64) for b in blocks]).tolist()
+    return [fmt % tuple(row) for row in values]
