@@ -32,6 +32,7 @@ ARG LIGHTNING_VERSION=2.6.6
 ARG HYDRA_VERSION=1.3.8
 ARG WANDB_VERSION=0.31.0
 ARG TENSORBOARD_VERSION=2.21.0
+ARG PILLOW_VERSION=13.0.0
 ARG OPEN3D_VERSION=0.20.0
 ARG SETUPTOOLS_VERSION=84.2.1
 ARG WHEEL_VERSION=0.48.0
@@ -78,7 +79,8 @@ RUN pip install --no-cache-dir --constraint /opt/constraints.txt \
         "open3d==${OPEN3D_VERSION}; platform_machine != 'x86_64' or sys_platform != 'linux'" \
         "numpy>=1.26,<3" \
         "rich>=13" \
-        "tensorboard==${TENSORBOARD_VERSION}"
+        "tensorboard==${TENSORBOARD_VERSION}" \
+        "pillow==${PILLOW_VERSION}"
 
 # ---------------------------------------------------------------------------------------------
 # package: a wheel of pointnormals (with its shipped checkpoint), built apart from the
@@ -103,11 +105,13 @@ LABEL org.opencontainers.image.title="pointnormals" \
       org.opencontainers.image.licenses="MIT"
 
 # python (the venv's interpreter), Open3D's shared libraries (GL/EGL, libusb), OpenMP, CA
-# certificates for wandb online, tini as PID 1 (forwards signals to the whole process group).
+# certificates for wandb online, tini as PID 1 (forwards signals to the whole process group),
+# Vulkan (loader + Mesa's software device) for Open3D's offscreen renderer (pictures).
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         "python${PYTHON_VERSION}" libgl1 libegl1 libusb-1.0-0 libgomp1 ca-certificates tini \
+        libvulkan1 mesa-vulkan-drivers \
     && rm -rf /var/lib/apt/lists/*
 
 # The non-root user takes uid 1000 (Ubuntu 24.04 images ship a user `ubuntu` with it). The run

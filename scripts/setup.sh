@@ -16,6 +16,16 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libusb-1.0-0 >/dev/null
 fi
 
+# Pictures (pointnormals/render.py): Open3D's offscreen renderer runs on Vulkan; with no GPU
+# Mesa's software device (lavapipe) does it. Needs the loader and the lvp ICD.
+if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' \
+  || ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+  echo "[setup] installing libvulkan1 mesa-vulkan-drivers (software Vulkan for pictures)"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libvulkan1 mesa-vulkan-drivers >/dev/null
+fi
+
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 
