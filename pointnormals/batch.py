@@ -10,6 +10,7 @@ on; the exit status says whether any failed. Heavy modules are imported on first
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from argparse import Namespace
@@ -46,6 +47,8 @@ def run(args: Namespace, say: Say) -> int:
     jobs = paths.plan_jobs(args.inputs, args.output, args.render)
     if args.show and len(jobs) > 1:
         raise UsageError(f"--show takes one input, got {len(jobs)} files")
+    if args.show and sys.platform.startswith("linux") and not _has_display():
+        raise ValueError("--show needs a display (DISPLAY unset); use --render PNG instead")
     from pointnormals import api
 
     failed, taken, model = 0, set(), None
@@ -68,6 +71,10 @@ def run(args: Namespace, say: Say) -> int:
     if len(jobs) > 1:
         say(f"{len(jobs) - failed} of {len(jobs)} files written")
     return 1 if failed else 0
+
+
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _report(err: BaseException, job: paths.Job, args: Namespace) -> int:

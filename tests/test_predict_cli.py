@@ -299,6 +299,15 @@ def test_progress_only_on_a_terminal_and_never_with_quiet(scan, checkpoint):
     assert "predicting scan.ply" in err and "ETA" in err
 
 
+def test_show_without_a_display_fails_before_any_work(scan, capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    before = snapshot(scan.parent)
+    code, out, err = run([scan, "--method", "pca", "--show"], capsys)
+    assert (code, out) == (1, "") and "--show needs a display" in err
+    assert snapshot(scan.parent) == before
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
 def test_cuda_without_a_gpu_is_a_one_line_error(scan, checkpoint, capsys):
     code, _, err = run([scan, "--device", "cuda", "--checkpoint", checkpoint], capsys)
