@@ -1,14 +1,10 @@
-"""Pictures of normals: Open3D's offscreen renderer, several views, panels and a colour bar.
+"""Pictures of normals: Open3D's offscreen renderer, 1-4 views, panels and a colour bar.
 
-Points are coloured by the direction of their normal, RGB = ``|n|`` per component, so that
-``n`` and ``-n`` (normals are unoriented) look the same: x-facing surfaces are red, y-facing
-green, z-facing blue. With per-point errors (degrees) they are coloured by a 0-60° ramp
-instead and a colour bar is drawn. A subsample of normals is drawn as lines through their
-points. Views are rendered headless by ``open3d.visualization.rendering.OffscreenRenderer``
-(Filament on Vulkan; with no GPU the Debian packages ``libvulkan1 mesa-vulkan-drivers``
-give a software device) and composed into one PNG with Pillow. Where no Vulkan device can
-be created, rendering raises ``ValueError`` (Filament would abort the process). Open3D and
-Pillow are imported inside the functions.
+Points take RGB = ``|n|`` (unoriented: ``n`` and ``-n`` look the same; x-facing red, y green,
+z blue), or with per-point errors a 0-60° ramp and a colour bar; a subsample of normals is
+drawn as lines. Headless rendering is Filament on Vulkan (with no GPU: Debian's
+``libvulkan1 mesa-vulkan-drivers``); with no Vulkan device it raises ``ValueError`` instead
+of letting Filament abort the process. Open3D and Pillow are imported lazily.
 """
 
 from __future__ import annotations
@@ -93,6 +89,10 @@ def offscreen_problem() -> str | None:
 def _quiet_stdout():
     """Silence the renderer's start-up banner: Filament writes it to file descriptor 1, Open3D
     to Python's ``sys.stdout``."""
+    if os.name != "posix":
+        with redirect_stdout(io.StringIO()):
+            yield
+        return
     sys.stdout.flush()
     saved = os.dup(1)
     with open(os.devnull, "w") as null:
@@ -214,6 +214,21 @@ def _colour_bar(draw, font, box: tuple[int, int, int, int]) -> None:
     draw.text(((x0 + x1) // 2, y0 - 8), "error", fill=_TEXT, font=font, anchor="ms")
 
 
+def _palette(canvas, error_maps: bool):
+    """The picture in 256 colours (a third of the bytes). Error maps take a fixed palette of
+    the ramp, the ramp at half brightness (lines) and greys, so the ramp has no bands."""
+    from PIL import Image
+
+    if not error_maps:
+        return canvas.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    ramp = error_colors(np.linspace(0.0, MAX_ERROR_DEG, 160))
+    greys = np.repeat(np.linspace(0.0, 1.0, 32)[:, None], 3, 1)
+    colors = np.concatenate([ramp, 0.5 * error_colors(np.linspace(0.0, MAX_ERROR_DEG, 64)), greys])
+    palette = Image.new("P", (1, 1))
+    palette.putpalette((255 * colors + 0.5).astype(np.uint8).ravel().tolist())
+    return canvas.quantize(palette=palette, dither=Image.Dither.NONE)
+
+
 def _render(path, points, panels, *, views, size, max_lines, title) -> None:
     """Shared body of :func:`render_normals` and :func:`render_panels`."""
     from PIL import Image, ImageDraw, ImageFont
@@ -269,7 +284,7 @@ def _render(path, points, panels, *, views, size, max_lines, title) -> None:
         )
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        canvas.save(tmp, format="PNG")
+        _palette(canvas, all(e is not None for _, _, e in panels)).save(tmp, format="PNG")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -323,9 +338,8 @@ def render_panels(path, points: np.ndarray,
 
 
 def show_normals(points: np.ndarray, normals: np.ndarray) -> None:
-    """Open Open3D's interactive viewer on the cloud, coloured by normal, normals drawn.
-
-    Keys of the viewer: ``N`` toggles the normals, ``+``/``-`` the point size; see ``H``.
+    """Open Open3D's interactive viewer on the cloud, coloured by normal, normals drawn
+    (keys: ``N`` toggles the normals, ``+``/``-`` the point size, ``H`` the help).
 
     Raises:
         ValueError: bad shapes, or no display (``DISPLAY``/``WAYLAND_DISPLAY`` unset on Linux).
