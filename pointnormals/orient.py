@@ -12,12 +12,14 @@ robust and to scale:
       s_{ij} = n_i^\top H n_j = n_i \cdot n_j - 2 \gamma (n_i \cdot e)(n_j \cdot e),
       \qquad \gamma = 1,
 
-  exactly :math:`+1` for outward normals of any sphere, positive across sharp convex
-  or concave edges (where :math:`n_i \cdot n_j = 0` says nothing) and negative across a
-  thin plate. On noisy clouds (:data:`CLEAN_TILT`) the offsets are noise and
-  :math:`\gamma = 0` (Hoppe's :math:`n_i \cdot n_j`). The tree keeps the edges of largest
-  :math:`|s_{ij}|` (weight :math:`1 - |s_{ij}|` plus :data:`LENGTH_WEIGHT`), then a few
-  rounds of neighbour votes fix isolated points;
+  exactly :math:`+1` for outward normals of any sphere, positive for them across sharp
+  convex or concave edges (where :math:`n_i \cdot n_j = 0` says nothing) and across a thin
+  plate (opposite normals). On noisy clouds (:data:`CLEAN_TILT`) the offsets are mostly noise and
+  :math:`\gamma` is small (:data:`NOISY_REFLECT`; 0 is Hoppe's :math:`n_i \cdot n_j`). The
+  tree keeps the edges of largest :math:`|s_{ij}|` (weight :math:`1 - |s_{ij}|` plus
+  :data:`LENGTH_WEIGHT`). One wrong tree edge flips a whole subtree, so the subtrees whose
+  boundary edges disagree most are flipped back (:func:`spanning.flip_subtrees`, a descent
+  on :math:`\sum s_{ij} \sigma_i \sigma_j`), and neighbour votes fix isolated points;
 * at most ``max_points`` points go through the tree: a random subsample drawn in an
   order fixed by the geometry (:func:`invariant_subsample`), so the result commutes with
   rotations, reflections, translations, uniform scaling and permutations up to exact
@@ -26,17 +28,17 @@ robust and to scale:
   p) > 0`: for uniform samples of a closed surface the sum is :math:`3\,\mathrm{volume}`
   whatever the centre, so closed parts point outward.
 
-Memory and time are linear (fixed-degree kNN graphs, one sparse MST). Inputs are
+Memory and time are linear (fixed-degree kNN graphs, one sparse MST; the ancestor tables
+of the sample add a log factor). Inputs are
 ``(N, 3)`` tensors on any device; the tree runs on the CPU with SciPy (imported lazily).
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from pointnormals import graph
+from pointnormals import graph, spanning
 
 __all__ = [
     "MODES",
@@ -52,6 +54,9 @@ CLEAN_TILT = 0.1
 r"""A cloud is clean when the median :math:`|n_i \cdot e_{ij}|` over its graph is below this:
 0.01-0.04 for clean 20k-1M point samples, 0.2 with noise of 0.1 % of the diagonal, 0.5
 (isotropic) once the noise exceeds the spacing."""
+NOISY_REFLECT = 0.1
+r""":math:`\gamma` on noisy clouds: mostly :math:`n_i \cdot n_j`, with a little of the reflection
+term to tell consistent normals across sharp creases."""
 LENGTH_WEIGHT = 0.05
 r"""Weight of the edge length (over the mean) next to :math:`1 - |s_{ij}|`: prefers short
 edges and breaks ties between equal normals invariantly."""
@@ -141,65 +146,44 @@ def invariant_subsample(points: Tensor, max_points: int, seed: int = 0) -> Tenso
     return order[ranks.to(points.device)]
 
 
-def _forest_parents(lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, num_nodes: int):
-    """Minimum spanning forest of the weighted graph: each node's parent and component.
-
-    Roots (one per component, its lowest index) are their own parent.
-    """
-    from scipy.sparse import coo_matrix, csgraph
-
-    graph_matrix = coo_matrix((weight, (lo, hi)), shape=(num_nodes, num_nodes)).tocsr()
-    tree = csgraph.minimum_spanning_tree(graph_matrix).tocoo()
-    num_comp, labels = csgraph.connected_components(tree, directed=False)
-    roots = np.unique(labels, return_index=True)[1]
-    # a virtual node joined to every root: one BFS covers the whole forest
-    rows = np.concatenate([tree.row, np.full(num_comp, num_nodes)])
-    cols = np.concatenate([tree.col, roots])
-    forest = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(num_nodes + 1,) * 2)
-    parent = csgraph.breadth_first_order(forest.tocsr(), num_nodes, False, True)[1][:num_nodes]
-    return np.where(parent == num_nodes, np.arange(num_nodes), parent), labels
-
-
-def _path_parity(parent: np.ndarray, flip: np.ndarray) -> np.ndarray:
-    """XOR of ``flip`` along every node's path to its root, by pointer jumping.
-
-    ``flip[v]`` belongs to the edge (v, parent[v]); roots have ``parent[v] == v`` and
-    must have ``flip[v] == False``. O(N log depth).
-    """
-    while True:
-        up = parent[parent]
-        if np.array_equal(up, parent):
-            return flip
-        flip = flip ^ flip[parent]
-        parent = up
-
-
 def _sample_flips(
-    points: Tensor, normals: Tensor, k: int, reflect: float | None, smooth_rounds: int
+    points: Tensor,
+    normals: Tensor,
+    k: int,
+    reflect: float | None,
+    flip_steps: int,
+    smooth_rounds: int,
 ) -> tuple[Tensor, float]:
-    """Signs (True = flip) of a sample: MST propagation, neighbour votes, volume sign."""
+    r"""Signs (True = flip) of a sample: MST propagation, neighbour votes, volume sign.
+
+    Shapes:
+        points, normals: ``(M, 3)``; output: ``(M,)`` bool and the :math:`\gamma` used.
+    """
     num = points.size(0)
     j, i = graph.knn_graph(points, min(k, num - 1))  # both directions of mutual pairs
     rel_pos = points[j] - points[i]  # (E, 3)
     length = rel_pos.norm(dim=-1)
     if reflect is None:  # clean: offsets nearly tangent; noisy: a thick shell
         tilt = _dot(normals[i], rel_pos).abs() / length.clamp_min(1e-300)
-        reflect = 1.0 if float(tilt.median()) < CLEAN_TILT else 0.0
+        reflect = 1.0 if float(tilt.median()) < CLEAN_TILT else NOISY_REFLECT
     score = agreement(normals[i], normals[j], rel_pos, reflect)  # (E,)
     weight = 1 - score.abs() + LENGTH_WEIGHT * length / length.mean().clamp_min(1e-300)
-    parent, labels = _forest_parents(
-        i.cpu().numpy(), j.cpu().numpy(), weight.clamp_min(1e-12).cpu().numpy(), num
+    i_np, j_np = i.cpu().numpy(), j.cpu().numpy()
+    forest = spanning.spanning_forest(
+        i_np, j_np, weight.clamp_min(1e-12).cpu().numpy(), num
     )  # SciPy drops explicit zeros, hence the clamp
-    up = torch.from_numpy(parent).to(points.device)
+    up = torch.from_numpy(forest.parent).to(points.device)
     flip = agreement(normals, normals[up], points[up] - points, reflect) < 0  # roots: False
-    flip = torch.from_numpy(_path_parity(parent, flip.cpu().numpy())).to(points.device)
+    flip = spanning.path_parity(forest.parent, flip.cpu().numpy())
+    flip = spanning.flip_subtrees(forest, i_np, j_np, score.cpu().numpy(), flip, flip_steps)
+    flip = torch.from_numpy(flip).to(points.device)
     for _ in range(smooth_rounds):  # every node takes the sign its neighbours vote for
         sign = 1 - 2 * flip.to(points.dtype)
         vote = torch.zeros_like(sign).index_add_(0, i, score * sign[j])
         vote = vote.index_add_(0, j, score * sign[i])
         flip = torch.where(vote == 0, flip, vote < 0)
     # global sign per component: sum of n . (p - centroid) > 0 (outward for closed parts)
-    labels = torch.from_numpy(labels).to(points.device)
+    labels = torch.from_numpy(forest.labels).to(points.device)
     count = torch.zeros(int(labels.max()) + 1, dtype=points.dtype, device=points.device)
     count = count.index_add_(0, labels, torch.ones_like(points[:, 0]))
     centroid = torch.zeros(count.size(0), 3, dtype=points.dtype, device=points.device)
@@ -215,6 +199,7 @@ def orient_consistent(
     k: int = 16,
     max_points: int = 150_000,
     vote_k: int = 8,
+    flip_steps: int = 8,
     smooth_rounds: int = 2,
     reflect: float | None = None,
     seed: int = 0,
@@ -227,7 +212,9 @@ def orient_consistent(
         k: neighbours of the graph whose minimum spanning tree orients the sample.
         max_points: size of the subsample that goes through the tree.
         vote_k: oriented sample points that vote for the sign of every other point.
-        smooth_rounds: rounds of neighbour votes on the sample after the tree.
+        flip_steps: most subtrees of the tree whose signs are flipped afterwards, each
+            time the one whose boundary edges disagree most (:func:`spanning.flip_subtrees`).
+        smooth_rounds: rounds of neighbour votes on the sample after that.
         reflect: weight :math:`\gamma` of the reflection term of :func:`agreement`;
             ``None`` picks 1 for clean clouds and 0 (Hoppe's :math:`n_i \cdot n_j`)
             for noisy ones (median :math:`|n_i \cdot e_{ij}|` over the graph at least
@@ -241,14 +228,16 @@ def orient_consistent(
         points, normals, output: ``(N, 3)``.
     """
     _check(points, normals)
-    if k < 1 or vote_k < 1 or max_points < 2 or smooth_rounds < 0:
+    if k < 1 or vote_k < 1 or max_points < 2 or min(flip_steps, smooth_rounds) < 0:
         raise ValueError(f"orient: bad parameters k={k} vote_k={vote_k} max_points={max_points}")
     if points.size(0) < 3:
         return orient_outward(points, normals)
     pos = points.detach().to(torch.float64)
     nrm = normals.detach().to(torch.float64)
     sample = invariant_subsample(pos, max_points, seed)  # (M,)
-    sample_flip, reflect = _sample_flips(pos[sample], nrm[sample], k, reflect, smooth_rounds)
+    sample_flip, reflect = _sample_flips(
+        pos[sample], nrm[sample], k, reflect, flip_steps, smooth_rounds
+    )
     if sample.numel() == pos.size(0):  # the sample is arange(N)
         return _flip(normals, sample_flip)
     # every other point: the sign its vote_k nearest oriented sample points vote for

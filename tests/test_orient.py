@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pointnormals import io, orient
+from pointnormals import graph, io, orient, spanning
 from pointnormals.data.synthetic import generate_shape
 from pointnormals.inference import orient_outward as inference_orient_outward
 from pointnormals.testing import assert_equivariant
@@ -50,6 +50,15 @@ def test_mst_orients_noisy_pca_normals():
     noisy = points + 0.006 * 2.9 * torch.randn(points.shape, generator=gen, dtype=points.dtype)
     pca = torch.from_numpy(io.estimate_normals_pca(noisy.numpy(), k=30))
     assert _agreement(orient.orient_consistent(noisy, pca), truth) >= 0.97
+
+
+def test_subtree_flips_repair_a_sharp_union_that_the_plain_tree_gets_wrong():
+    """PCA normals of cones + tetrahedron + dodecahedron: one bad tree edge flips a part."""
+    points, truth, _ = generate_shape(np.random.default_rng(101), 8000)
+    points, truth = torch.from_numpy(points), torch.from_numpy(truth)
+    pca = torch.from_numpy(io.estimate_normals_pca(points.numpy(), k=30))
+    assert _agreement(orient.orient_consistent(points, pca, flip_steps=0), truth) < 0.95
+    assert _agreement(orient.orient_consistent(points, pca), truth) >= 0.98
 
 
 def test_reflection_criterion_sees_through_sharp_edges_and_thin_plates():
@@ -157,3 +166,46 @@ def test_cuda_matches_cpu():
     cpu = orient.orient_consistent(points, flipped, max_points=2000)
     cuda = orient.orient_consistent(points.cuda(), flipped.cuda(), max_points=2000)
     assert cuda.is_cuda and (cuda.cpu() == cpu).all(-1).double().mean() > 0.999
+
+
+def _ancestors(parent: np.ndarray, v: int) -> list[int]:
+    path = [v]
+    while parent[path[-1]] != path[-1]:
+        path.append(int(parent[path[-1]]))
+    return path
+
+
+def test_spanning_forest_ranges_and_common_ancestors_match_brute_force():
+    gen = torch.Generator().manual_seed(4)
+    points = torch.rand(600, 3, generator=gen, dtype=torch.float64)
+    points[:80] += 3  # a second component
+    j, i = graph.knn_graph(points, 5)
+    length = (points[j] - points[i]).norm(dim=-1).numpy()
+    forest = spanning.spanning_forest(i.numpy(), j.numpy(), length, 600)
+    assert len(np.unique(forest.labels)) == 2
+    ancestors = [_ancestors(forest.parent, v) for v in range(600)]
+    size = np.bincount(np.concatenate(ancestors), minlength=600)
+    assert (forest.end - forest.pre == size).all()  # contiguous subtrees in preorder
+    for v in range(0, 600, 7):
+        assert all(v in ancestors[w] for w in forest.order[forest.pre[v] : forest.end[v]])
+    rng = np.random.default_rng(5)
+    a, b = rng.integers(0, 600, (2, 500))
+    a, b = a[forest.labels[a] == forest.labels[b]], b[forest.labels[a] == forest.labels[b]]
+    for x, y, z in zip(a, b, forest.common_ancestors(a, b), strict=True):
+        assert z == next(t for t in ancestors[x] if t in set(ancestors[y]))
+
+
+def test_flip_subtrees_repairs_a_wrongly_flipped_subtree():
+    points, truth = _closed("sphere", 3000)
+    j, i = graph.knn_graph(points, 10)
+    score = orient.agreement(truth[i], truth[j], points[j] - points[i]).numpy()
+    length = (points[j] - points[i]).norm(dim=-1).numpy()
+    forest = spanning.spanning_forest(i.numpy(), j.numpy(), length, len(points))
+    sizes = forest.end - forest.pre
+    v = int(np.argmin(np.abs(sizes - 1000)))  # a subtree of about a third of the sphere
+    flip = np.zeros(len(points), dtype=bool)
+    flip[forest.order[forest.pre[v] : forest.end[v]]] = True
+    a, b = i.numpy(), j.numpy()
+    assert flip.sum() > 300
+    assert np.array_equal(spanning.flip_subtrees(forest, a, b, score, flip, 0), flip)  # no step
+    assert not spanning.flip_subtrees(forest, a, b, score, flip, 4).any()  # repaired
