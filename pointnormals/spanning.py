@@ -119,6 +119,8 @@ def flip_subtrees(
         The new flips, ``(n,)`` bool.
     """
     n = len(flip)
+    if steps == 0:
+        return flip
     lca = forest.common_ancestors(a, b)
     sign = 1.0 - 2.0 * flip
     for _ in range(steps):

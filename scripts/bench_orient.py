@@ -8,7 +8,7 @@ signs. The table gives the share of oriented normals that agree with the outward
 (n · n_true > 0) and the times; Open3D's global sign is arbitrary, so it is credited with
 the better of ± (ours chooses its own). ``--sizes`` adds timing rows at other sizes.
 
-    python scripts/bench_orient.py                       # ~10 min on 2 cores
+    python scripts/bench_orient.py                       # ~15 min on 2 cores (mostly Open3D)
     python scripts/bench_orient.py --sizes 100000,1000000 --shapes spot,torus
 """
 
