@@ -33,6 +33,11 @@ ARG HYDRA_VERSION=1.3.8
 ARG WANDB_VERSION=0.31.0
 ARG TENSORBOARD_VERSION=2.21.0
 ARG PILLOW_VERSION=13.0.0
+ARG SCIPY_VERSION=1.17.1
+ARG PLYFILE_VERSION=1.1.5
+ARG LASPY_VERSION=2.7.0
+ARG LAZRS_VERSION=0.8.2
+ARG NEO_LZF_VERSION=0.3.5
 ARG OPEN3D_VERSION=0.20.0
 ARG SETUPTOOLS_VERSION=84.2.1
 ARG WHEEL_VERSION=0.48.0
@@ -80,7 +85,12 @@ RUN pip install --no-cache-dir --constraint /opt/constraints.txt \
         "numpy>=1.26,<3" \
         "rich>=13" \
         "tensorboard==${TENSORBOARD_VERSION}" \
-        "pillow==${PILLOW_VERSION}"
+        "pillow==${PILLOW_VERSION}" \
+        "scipy==${SCIPY_VERSION}" \
+        "plyfile==${PLYFILE_VERSION}" \
+        "laspy==${LASPY_VERSION}" \
+        "lazrs==${LAZRS_VERSION}" \
+        "python-neo-lzf==${NEO_LZF_VERSION}"
 
 # ---------------------------------------------------------------------------------------------
 # package: a wheel of pointnormals (with its shipped checkpoint), built apart from the

@@ -1,25 +1,31 @@
 r"""Normals of clouds of any size with a trained model: overlapping local patches.
 
-A scan of millions of points does not fit the model's training regime (clouds of about
+A scan of millions of points does not fit the model's training regime (patches of about
 a thousand points) nor its memory, so :func:`predict_normals` covers the cloud with
-overlapping patches and runs the model on batches of them:
+overlapping patches (:mod:`pointnormals.patching`, the same cut as training) and runs
+the model on batches of them:
 
-1. **Centres** :math:`c_1, \dots, c_C`: farthest point sampling, with
-   :math:`C = \lceil \text{overlap} \cdot N / P \rceil` (``P`` = ``patch_points``).
-2. **Patches**: the :math:`P` points nearest to every centre.
-3. **Owner**: every point takes the prediction of the patch, among those that contain
-   it, whose centre is nearest (the point is deepest inside it, far from the patch's
-   border). Points in no patch yet become extra centres (farthest point sampling among
-   them) until every point is covered.
-4. Every patch is normalised by the model (centred, scaled to the unit ball), so the
-   result does not depend on the scan's units.
+1. **Scale**: with noise, a patch must see more surface. The *context scale*
+   :math:`s \in \{1, 2, 4, 8\}` comes from an invariant noise estimate
+   (:func:`choose_scale`) unless given: a patch spans the :math:`K = sP` nearest points
+   of its centre and the model sees :math:`P` of them at fixed distance ranks.
+2. **Centres** :math:`c_1, \dots, c_C`: farthest point sampling,
+   :math:`C = \lceil \text{overlap} \cdot N / K \rceil`, plus extra centres until
+   every point is in a patch.
+3. **Predictions**: every patch is normalised by the model (centred, unit ball: no
+   dependence on units); the points of the context it did not see take the prediction of
+   their nearest seen point.
+4. **Blending**: every point's normal is the sign-aligned, depth-weighted mean of the
+   predictions of all patches that contain it (:func:`~pointnormals.patching.blend`).
 
 Each step commutes with rotations, reflections, translations, uniform scaling and
 permutations of the input (farthest point sampling starts at an invariant point,
-neighbourhoods are distances), so the predicted normals transform exactly like the
-scan, up to exact distance ties. Coordinates are centred in float64 before any float32
-arithmetic, so scans in far-away global coordinates keep their precision. On a GPU the
-patch neighbourhoods (``k`` in the thousands) come from
+neighbourhoods are distance ranks), so the predicted normals transform exactly like the
+scan, up to exact distance ties. To keep that true in floating point, the geometry
+(centring, neighbourhoods, sampling, frames) runs in float64 and only the model's MLPs
+in float32 (``precision="mixed"``, :mod:`pointnormals.nn.precision`). Coordinates are
+centred in float64 first, so scans in far-away global coordinates keep their precision.
+On CPU the patch neighbourhoods come from a KD-tree, on a GPU from
 :func:`~pointnormals.graph.knn_dense`.
 
 >>> import torch
@@ -32,23 +38,33 @@ torch.Size([3000, 3])
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from pointnormals import graph
+from pointnormals.nn.precision import float32_mlps
+from pointnormals.patching import (
+    SCALES,
+    Patches,
+    blend,
+    context_ranks,
+    depth_weights,
+    noise_ratio,
+    plan_patches,
+)
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
     "MIN_POINTS",
-    "Patches",
+    "PRECISIONS",
+    "SCALE_THRESHOLDS",
+    "choose_scale",
     "load_pretrained",
     "orient_outward",
-    "plan_patches",
     "predict_normals",
     "resolve_device",
     "validate_points",
@@ -59,29 +75,6 @@ DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "tf_pointnet.ckpt"
 
 MIN_POINTS = 8
 """Smallest cloud a normal can be estimated for (a neighbourhood needs a few points)."""
-
-
-@dataclass(frozen=True)
-class Patches:
-    """A cover of a cloud by overlapping patches.
-
-    Attributes:
-        centres: ``(C,)`` index of every patch's centre point.
-        members: ``(C, P)`` indices of the points of every patch.
-        owner: ``(N,)`` flat index into ``members`` of the (patch, point) pair whose
-            prediction every point takes; ``-1`` for the points of ``copies``.
-        copies: ``(2, M)`` pairs ``(point, source)``: a point in no patch (only when more
-            than ``P`` points coincide) takes the normal of its nearest covered point.
-    """
-
-    centres: Tensor
-    members: Tensor
-    owner: Tensor
-    copies: Tensor
-
-    @property
-    def num_patches(self) -> int:
-        return self.members.size(0)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -110,54 +103,6 @@ def load_pretrained(
         raise ValueError(f"{path}: not a pointnormals checkpoint ({first})") from None
 
 
-def plan_patches(
-    pos: Tensor, patch_points: int, overlap: float = 2.0, max_rounds: int = 8
-) -> Patches:
-    """Cover ``pos`` ``(N, 3)`` with patches of ``patch_points`` nearest points.
-
-    See the module docstring for the construction; needs ``N > patch_points``. After
-    ``max_rounds`` rounds of extra centres, points still in no patch (possible only when
-    more than ``patch_points`` points share one position) copy a covered neighbour.
-    """
-    n = pos.size(0)
-    if n <= patch_points:
-        raise ValueError(f"plan_patches: {n} points fit in one patch of {patch_points}")
-    centres = pos.new_empty(0, dtype=torch.long)
-    members = pos.new_empty(0, patch_points, dtype=torch.long)
-    best = torch.full((n,), math.inf, dtype=pos.dtype, device=pos.device)
-    owner = torch.full((n,), -1, dtype=torch.long, device=pos.device)
-    candidates = torch.arange(n, device=pos.device)
-    for _ in range(max_rounds):
-        if not candidates.numel():
-            break
-        ratio = min(
-            1.0, math.ceil(overlap * candidates.numel() / patch_points) / candidates.numel()
-        )
-        new = candidates[graph.farthest_point_sample(pos[candidates], ratio)]
-        new_pos = pos[new]
-        src, dst = graph.knn(pos, new_pos, patch_points)  # dst: patch, src: point
-        new_members = src.view(new.numel(), patch_points)
-        dist = (pos[src] - new_pos[dst]).pow(2).sum(-1)
-        flat = dst * patch_points + torch.arange(src.numel(), device=pos.device) % patch_points
-        flat = flat + members.numel()
-        # per point, the pair of smallest centre distance (exact ties: lowest pair index)
-        nearest = torch.full_like(best, math.inf).scatter_reduce(0, src, dist, "amin")
-        tie = dist == nearest[src]
-        pick = torch.full_like(owner, flat.max() + 1).scatter_reduce(0, src[tie], flat[tie], "amin")
-        better = nearest < best
-        best = torch.where(better, nearest, best)
-        owner = torch.where(better, pick, owner)
-        centres = torch.cat([centres, new])
-        members = torch.cat([members, new_members])
-        candidates = (owner < 0).nonzero().squeeze(1)
-    copies = torch.empty(2, 0, dtype=torch.long, device=pos.device)
-    if candidates.numel():  # > P coincident points crowd some centres out of every patch
-        covered = (owner >= 0).nonzero().squeeze(1)
-        source, target = graph.knn(pos[covered], pos[candidates], 1)
-        copies = torch.stack([candidates[target], covered[source]])
-    return Patches(centres, members, owner, copies)
-
-
 def validate_points(points: Tensor) -> None:
     """``ValueError`` naming the problem unless ``points`` is a finite ``(N, 3)`` cloud
     with at least :data:`MIN_POINTS` points (shared by every estimation method)."""
@@ -171,69 +116,136 @@ def validate_points(points: Tensor) -> None:
         raise ValueError(f"{bad} of {n} points have non-finite (NaN/inf) coordinates")
 
 
+SCALE_THRESHOLDS = (0.02, 0.04, 0.08)
+"""``--scale auto``: context scale 1, 2, 4 or 8 as :func:`~pointnormals.patching.noise_ratio`
+passes each threshold (calibrated on ``scripts/bench_accuracy.py``'s clouds)."""
+
+
+def choose_scale(ratio: float) -> int:
+    """The context scale for a cloud of :func:`~pointnormals.patching.noise_ratio` ``ratio``."""
+    return SCALES[sum(ratio > t for t in SCALE_THRESHOLDS)]
+
+
 @torch.inference_mode()
 def predict_normals(
     model: nn.Module,
     points: Tensor,
     patch_points: int = 1024,
+    scale: int | None = None,
+    overlap: float = 1.5,
     batch_points: int | None = None,
-    overlap: float = 2.0,
+    precision: str = "mixed",
     progress: Callable[[int, int], None] | None = None,
 ) -> Tensor:
     """Unit normals ``(N, 3)`` of ``points`` ``(N, 3)`` (any size, pose, scale, units).
 
     Args:
         model: a normal regressor ``model(pos, batch) -> (N, 3)``, e.g.
-            :func:`load_pretrained`; it runs on its own device and dtype.
+            :func:`load_pretrained`; it runs on its own device.
         points: the cloud, any floating dtype (float64 keeps far-away coordinates exact).
-        patch_points: points per patch; clouds up to this size run as one patch.
+        patch_points: ``P``, points the model sees per patch.
+        scale: context scale ``s``: a patch spans the ``sP`` nearest points (see
+            :mod:`pointnormals.patching`); ``None`` chooses it from the cloud's noise
+            (:func:`choose_scale`).
+        overlap: average number of patches per point; every point's normal blends the
+            predictions of all patches that contain it.
         batch_points: points per model call (patches are batched up to this); default
             32768 on CPU, 262144 on CUDA.
-        overlap: average number of patches per point.
+        precision: ``mixed`` (default: geometry in float64, the model's MLPs in its own
+            dtype: exactly equivariant), ``float64`` (the same; pass a float64 model to
+            run everything in float64) or ``float32`` (all float32: fastest, not exact).
         progress: called with ``(patches_done, patches_total)`` after every model call.
 
     Returns:
         Unoriented unit normals on the device of ``points``, in its dtype.
     """
     validate_points(points)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     n = points.size(0)
-    param = next(model.parameters())
-    device, dtype = param.device, param.dtype
+    device = next(model.parameters()).device
+    dtype = torch.float32 if precision == "float32" else torch.float64
     pos64 = points.to(device, torch.float64)
-    pos64 = pos64 - pos64.mean(0)  # exact centring before any rounding to float32
-    # unit scale for the neighbour search (torch_cluster's CUDA kNN ignores squared
-    # distances above 5e4); the model normalises every patch itself
+    pos64 = pos64 - pos64.mean(0)  # exact centring before any rounding
+    # unit scale for the neighbour search; the model normalises every patch itself
     pos = (pos64 / pos64.norm(dim=-1).max().clamp_min(1e-300)).to(dtype)
-    if n <= patch_points:
-        normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
-        if progress is not None:
-            progress(1, 1)
-        return normals.to(points.device, points.dtype)
+    with _mlps_in_own_dtype(model, dtype):
+        if n <= patch_points:
+            normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
+            if progress is not None:
+                progress(1, 1)
+            return normals.to(points.device, points.dtype)
+        search = graph.PatchSearch(pos)
+        if scale is None:
+            scale = choose_scale(noise_ratio(pos, patch_points, search=search))
+        patches = plan_patches(pos, scale * patch_points, overlap, search=search)
+        normals = _run_patches(model, pos, patches, patch_points, batch_points, progress)
+    return normals.to(points.device, points.dtype)
 
-    patches = plan_patches(pos, patch_points, overlap)
-    is_owner = torch.zeros(patches.members.numel(), dtype=torch.bool, device=device)
-    is_owner[patches.owner[patches.owner >= 0]] = True
-    normals = torch.empty(n, 3, dtype=dtype, device=device)
+
+PRECISIONS = ("mixed", "float64", "float32")
+
+
+@contextmanager
+def _mlps_in_own_dtype(model: nn.Module, dtype: torch.dtype) -> Iterator[None]:
+    if next(model.parameters()).dtype == dtype:
+        yield
+        return
+    handles = float32_mlps(model)
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _run_patches(
+    model: nn.Module,
+    pos: Tensor,
+    patches: Patches,
+    patch_points: int,
+    batch_points: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> Tensor:
+    """Predict every patch (batched), spread to its unseen points, blend per point."""
+    device, n = pos.device, pos.size(0)
+    k = patches.context.size(1)
+    ranks = context_ranks(k, patch_points).to(device)
+    seen = ranks.numel()
     if batch_points is None:
         batch_points = 262_144 if device.type == "cuda" else 32_768
-    per_call = max(1, batch_points // patch_points)
+    per_call = max(1, batch_points // seen)
     total = patches.num_patches
-    for start in range(0, total, per_call):
+    out_point, out_patch = patches.outside
+    bounds = torch.searchsorted(
+        out_patch, torch.arange(0, total + per_call, per_call, device=device)
+    )
+    points, preds, weights = [], [], []
+    for call, start in enumerate(range(0, total, per_call)):
         stop = min(start + per_call, total)
-        members = patches.members[start:stop]
-        keep = is_owner[start * patch_points : stop * patch_points]
-        if not keep.any():
-            continue
-        # patch coordinates relative to their centre, in float64 before the cast
-        local = pos64[members] - pos64[patches.centres[start:stop]].unsqueeze(1)
-        batch = torch.arange(stop - start, device=device).repeat_interleave(patch_points)
-        pred = model(local.reshape(-1, 3).to(dtype), batch)
-        normals[members.reshape(-1)[keep]] = pred[keep]
+        b = stop - start
+        centres = pos[patches.centres[start:stop]]  # (B, 3)
+        context = patches.context[start:stop]  # (B, K)
+        local = pos[context] - centres.unsqueeze(1)  # (B, K, 3)
+        batch = torch.arange(b, device=device).repeat_interleave(seen)
+        visible = local[:, ranks].reshape(-1, 3)
+        pred = model(visible, batch)  # (B * P, 3)
+        # every context point, then every attached outside point, takes the prediction
+        # of the nearest point the model saw in its patch
+        lo, hi = int(bounds[call]), int(bounds[call + 1])
+        extra = out_point[lo:hi]
+        extra_patch = out_patch[lo:hi] - start
+        targets = torch.cat([local.reshape(-1, 3), pos[extra] - centres[extra_patch]])
+        target_batch = torch.cat([torch.arange(b, device=device).repeat_interleave(k), extra_patch])
+        src, _ = graph.knn(visible, targets, 1, batch, target_batch)
+        distance = targets.norm(dim=-1)
+        radius = local.norm(dim=-1).amax(dim=1)  # (B,)
+        points.append(torch.cat([context.reshape(-1), extra]))
+        preds.append(pred[src].to(pos.dtype))
+        weights.append(depth_weights(distance, radius[target_batch]))
         if progress is not None:
             progress(stop, total)
-    target, source = patches.copies
-    normals[target] = normals[source]
-    return normals.to(points.device, points.dtype)
+    return blend(torch.cat(points), torch.cat(weights), torch.cat(preds), n)
 
 
 def orient_outward(points: Tensor, normals: Tensor) -> Tensor:

@@ -22,11 +22,23 @@ ties), unlike a random subsample.
 from __future__ import annotations
 
 import functools
+import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["SCALES", "context_ranks"]
+from pointnormals import graph
+
+__all__ = [
+    "SCALES",
+    "Patches",
+    "blend",
+    "context_ranks",
+    "depth_weights",
+    "noise_ratio",
+    "plan_patches",
+]
 
 SCALES = (1, 2, 4, 8)
 """Context scales the shipped model is trained on (``predict.py --scale``)."""
@@ -55,3 +67,136 @@ def context_ranks(context_points: int, patch_points: int) -> Tensor:
     if context_points < 1 or patch_points < 1:
         raise ValueError("context_ranks: sizes must be >= 1")
     return _ranks(int(context_points), int(patch_points)).clone()
+
+
+@dataclass(frozen=True)
+class Patches:
+    """A cover of a cloud by overlapping patches.
+
+    Attributes:
+        centres: ``(C,)`` index of every patch's centre point.
+        context: ``(C, K)`` the ``K`` points nearest to every centre, nearest first; the
+            model sees ``context[:, context_ranks(K, P)]``, the others take the
+            prediction of their nearest seen point.
+        outside: ``(2, M)`` pairs ``(point, patch)``, sorted by patch: the points in no
+            context, each attached to the patch of its nearest centre (it takes the
+            prediction of that patch's nearest seen point, at the border weight).
+    """
+
+    centres: Tensor
+    context: Tensor
+    outside: Tensor
+
+    @property
+    def num_patches(self) -> int:
+        return self.context.size(0)
+
+
+def plan_patches(
+    pos: Tensor,
+    context_points: int,
+    overlap: float = 1.5,
+    max_rounds: int = 2,
+    search: graph.PatchSearch | None = None,
+) -> Patches:
+    r"""Cover ``pos`` ``(N, 3)`` with patches spanning ``context_points`` nearest points each.
+
+    1. Centres: farthest point sampling, :math:`C = \lceil \text{overlap}\cdot N/K\rceil`.
+    2. Every centre's ``K`` nearest points (:class:`~pointnormals.graph.PatchSearch`).
+    3. Points in no patch yet become extra centres (farthest point sampling among them,
+       same rule), for ``max_rounds`` rounds in all; the few still uncovered (thin gaps
+       between patches; more than ``K`` coincident points) are attached to the patch of
+       their nearest centre (``outside``).
+
+    Every step commutes with rotations, reflections, translations, uniform scaling and
+    permutations (FPS starts at an invariant point; neighbourhoods are distances).
+    ``search`` reuses a neighbour search built on ``pos``.
+    """
+    n = pos.size(0)
+    k = min(context_points, n)
+    search = search or graph.PatchSearch(pos)
+    centres = [pos.new_empty(0, dtype=torch.long)]
+    contexts = [pos.new_empty(0, k, dtype=torch.long)]
+    covered = torch.zeros(n, dtype=torch.bool, device=pos.device)
+    candidates = torch.arange(n, device=pos.device)
+    for _ in range(max_rounds):
+        if not candidates.numel():
+            break
+        count = math.ceil(overlap * candidates.numel() / k)
+        ratio = min(1.0, count / candidates.numel())
+        new = candidates[graph.farthest_point_sample(pos[candidates], ratio)]
+        context = search.query(pos[new], k)
+        covered[context.reshape(-1)] = True
+        centres.append(new)
+        contexts.append(context)
+        candidates = (~covered).nonzero().squeeze(1)
+    centres = torch.cat(centres)
+    patch, target = graph.knn(pos[centres], pos[candidates], 1)  # nearest centre
+    order = patch.argsort(stable=True)
+    outside = torch.stack([candidates[target[order]], patch[order]])
+    return Patches(centres, torch.cat(contexts), outside)
+
+
+def noise_ratio(
+    pos: Tensor, patch_points: int, samples: int = 64, search: graph.PatchSearch | None = None
+) -> float:
+    r"""An invariant estimate of how noisy a cloud is at the scale of one patch.
+
+    At ``samples`` centres (farthest point sampling), the ``patch_points`` nearest points
+    have covariance eigenvalues :math:`\lambda_1 \ge \lambda_2 \ge \lambda_3`; the ratio
+    :math:`\rho = \sqrt{\lambda_3 / (\lambda_1+\lambda_2+\lambda_3)}` is the thickness of
+    the patch relative to its size (0 on a clean plane, larger with noise, a little larger
+    with curvature). Returns the median over the centres; invariant under rotations,
+    reflections, translations, uniform scaling and permutations.
+    """
+    n = pos.size(0)
+    search = search or graph.PatchSearch(pos)
+    centres = graph.farthest_point_sample(pos, min(1.0, samples / n))
+    local = pos[search.query(pos[centres], patch_points)]  # (S, P, 3)
+    local = local - local.mean(dim=1, keepdim=True)
+    cov = local.transpose(1, 2) @ local  # (S, 3, 3)
+    eig = torch.linalg.eigvalsh(cov.double())  # ascending
+    ratio = (eig[:, 0].clamp_min(0) / eig.sum(-1).clamp_min(1e-300)).sqrt()
+    return float(ratio.median())
+
+
+def depth_weights(distance: Tensor, radius: Tensor) -> Tensor:
+    r"""Blending weight of (patch, point) pairs from their distance to the patch centre.
+
+    .. math::
+        w = \big(1 - (d / d_K)^2\big)_+^2 + 10^{-4}
+
+    with :math:`d_K` the distance of the patch's farthest point: deep points count most,
+    points on the border (or beyond it) almost nothing, but something, should a point lie
+    on the border of every patch that contains it.
+
+    Shapes:
+        distance: ``(..., M)``; radius: ``(..., 1)`` (broadcasts) → ``(..., M)``.
+    """
+    depth = distance / radius.clamp_min(torch.finfo(distance.dtype).tiny)
+    return (1 - depth.square()).clamp_min(0).square() + 1e-4
+
+
+def blend(point: Tensor, weight: Tensor, normal: Tensor, num_points: int) -> Tensor:
+    r"""One unit normal per point from the weighted predictions of all its patches.
+
+    The prediction of highest weight is the reference :math:`r_i`; every prediction is
+    sign-aligned to it and averaged, :math:`n_i \propto \sum w\,\mathrm{sign}(n\cdot r_i)\,n`
+    (the reference itself where the sum vanishes). Exact weight ties go to the first pair.
+
+    Shapes:
+        point: ``(M,)`` point index of every (patch, point) pair; weight: ``(M,)``;
+        normal: ``(M, 3)`` unit predictions → ``(num_points, 3)``.
+    """
+    pair = torch.arange(point.numel(), device=point.device)
+    best = torch.full((num_points,), -1.0, dtype=weight.dtype, device=weight.device)
+    best = best.scatter_reduce(0, point, weight, "amax")
+    top = weight == best[point]
+    first = torch.zeros(num_points, dtype=torch.long, device=point.device)
+    first = first.scatter_reduce(0, point[top], pair[top], "amin", include_self=False)
+    reference = normal[first]  # (num_points, 3); every point needs at least one pair
+    sign = torch.where((normal * reference[point]).sum(-1) < 0, -1.0, 1.0).to(normal.dtype)
+    total = torch.zeros(num_points, 3, dtype=normal.dtype, device=normal.device)
+    total.index_add_(0, point, (weight * sign).unsqueeze(-1) * normal)
+    length = total.norm(dim=-1, keepdim=True)
+    return torch.where(length > 1e-6, total / length.clamp_min(1e-12), reference)

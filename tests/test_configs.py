@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from pointnormals.data.datamodule import NormalsDataModule
+from pointnormals.data.scan_datamodule import ScanDataModule
 from pointnormals.nn import TFPointNet
 from pointnormals.training import utils
 from pointnormals.training.module import NormalEstimationModule
@@ -93,8 +94,12 @@ def test_model_instantiates(compose_train, frames, reps):
 def test_data_instantiates(compose_train, option):
     cfg = compose_train(f"data={option}")
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    assert isinstance(datamodule, NormalsDataModule)
-    assert datamodule.val_protocol_names == ("aligned", "o3")
+    if option == "scans":  # patches of simulated scans: one protocol of their own
+        assert isinstance(datamodule, ScanDataModule)
+        assert datamodule.val_protocol_names == ("scans",)
+    else:
+        assert isinstance(datamodule, NormalsDataModule)
+        assert datamodule.val_protocol_names == ("aligned", "o3")
 
 
 @pytest.mark.parametrize("option", options("trainer"))

@@ -15,6 +15,12 @@ def _sum(values: Tensor, index: Tensor, n: int) -> Tensor:
     return scatter(values, index, dim=0, dim_size=n, reduce="sum")
 
 
+def _others(d: int, device: torch.device) -> Tensor:
+    """``(1, d, d - 1)``: for each axis ``a`` the other axes, by decreasing eigenvalue."""
+    idx = [[b for b in range(d) if b != a] for a in range(d)]
+    return torch.tensor(idx, dtype=torch.long, device=device).view(1, d, d - 1)
+
+
 class PCAFrames(FrameBuilder):
     r"""Frames from principal axes of each point's neighbourhood.
 
@@ -75,13 +81,22 @@ class PCAFrames(FrameBuilder):
         axes = vecs.flip(-1).transpose(-1, -2)  # (N, d, d): rows by decreasing eigenvalue
 
         proj = (axes[dst] @ off.unsqueeze(-1)).squeeze(-1)  # (E, d)
-        m3 = _sum(proj.pow(3), dst, n) / count  # (N, d)
+        # third moments m_ab = <z_a z_b^2>: odd in axis a, even in axis b (m_aa: skewness)
+        m3 = _sum(proj.unsqueeze(-1) * proj.pow(2).unsqueeze(-2), dst, n) / count[..., None]
         m1 = (axes @ (mean - pos).unsqueeze(-1)).squeeze(-1)  # (N, d)
-        sigma = scale2.clamp_min(torch.finfo(pos.dtype).tiny).sqrt().unsqueeze(-1)  # (N, 1)
-        by_m3 = m3.abs() > self.tol * sigma.pow(3)
-        by_m1 = m1.abs() > self.tol * sigma
-        sign = torch.where(by_m3, m3.sign(), torch.where(by_m1, m1.sign(), 1.0))
-        decided = by_m3 | by_m1
+        sigma = scale2.clamp_min(torch.finfo(pos.dtype).tiny).sqrt()[:, None, None]  # (N, 1, 1)
+        rules = torch.cat(  # (N, d, 2 + d - 1): per axis, the sign rules in order
+            [
+                torch.diagonal(m3, dim1=-2, dim2=-1).unsqueeze(-1) / sigma.pow(3),
+                m1.unsqueeze(-1) / sigma,
+                m3.gather(-1, _others(d, pos.device).expand(n, -1, -1)) / sigma.pow(3),
+            ],
+            dim=-1,
+        )
+        decisive = rules.abs() > self.tol
+        first = decisive & (decisive.cumsum(-1) == 1)  # one-hot: the first decisive rule
+        decided = decisive.any(-1)  # (N, d)
+        sign = torch.where(decided, (first * rules.sign()).sum(-1), 1.0)
         axes = axes * sign.unsqueeze(-1)
         if d == 3:
             # exactly one undecided axis: choose its sign so that det R = +1

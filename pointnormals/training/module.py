@@ -90,8 +90,9 @@ class NormalEstimationModule(L.LightningModule):
             spec like ``optimizer``, or ``None``.
         scheduler_interval: step the scheduler every ``epoch`` or ``step``.
         monitor: metric a ``ReduceLROnPlateau`` scheduler watches.
-        init_from: a checkpoint whose weights initialise the model (fine-tuning); its
-            model config must match. ``None``: random initialisation.
+        init_from: a checkpoint whose weights initialise the model when fitting starts
+            (fine-tuning; read in :meth:`setup`, so a resumed run keeps its own weights);
+            its model config must match. ``None``: random initialisation.
 
     Every hyper-parameter is saved as a plain python container, so a checkpoint loads
     with ``torch.load(path, weights_only=True)`` and
@@ -120,11 +121,8 @@ class NormalEstimationModule(L.LightningModule):
             raise ValueError(
                 f"scheduler_interval must be epoch or step, not {scheduler_interval!r}"
             )
-        if init_from is not None:
-            from pointnormals.training.checkpoint import load_model
-
-            model.load_state_dict(load_model(init_from).state_dict())
         self.model = model
+        self.init_from = init_from
         self.loss_fn = get_loss(loss)
         self.optimizer_factory = _factory(optimizer) or functools.partial(
             torch.optim.AdamW, lr=1e-3
@@ -145,6 +143,14 @@ class NormalEstimationModule(L.LightningModule):
 
     def forward(self, pos: Tensor, batch: Tensor | None = None) -> Tensor:
         return self.model(pos, batch)
+
+    def setup(self, stage: str) -> None:
+        """Load ``init_from``'s weights before fitting (Lightning restores a resumed
+        run's checkpoint after this hook, so resuming keeps the run's own weights)."""
+        if stage == "fit" and self.init_from is not None:
+            from pointnormals.training.checkpoint import load_model
+
+            self.model.load_state_dict(load_model(self.init_from).state_dict())
 
     # ---- training -------------------------------------------------------------------
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:

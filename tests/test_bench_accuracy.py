@@ -1,0 +1,74 @@
+"""The accuracy benchmark: every method row, a sound PCA oracle and the CSV's columns."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+SCRIPT = REPO / "scripts" / "bench_accuracy.py"
+GROUPS = ("clean", "noise 0.6%")
+COLUMNS = "cloud group points noise_ratio method k rmse one_minus_cos pgp5 pgp10 seconds"
+
+
+def _run(tmp_path, *args: str) -> tuple[str, str]:
+    """Run the script with one thread; its stdout and markdown report."""
+    out = tmp_path / "bench.md"
+    cmd = [sys.executable, str(SCRIPT), "--quick", "--threads", "1", "--out", str(out), *args]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout, out.read_text()
+
+
+def _group_rmse(markdown: str, group: str) -> dict[str, float]:
+    """RMSE column of every method row in ``group``'s table."""
+    table = markdown.split(f"## {group} (")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| ([^|]+?) \| ([0-9.]+) \|", table, flags=re.M)
+    return {method.split(" (")[0]: float(rmse) for method, rmse in rows}
+
+
+@pytest.mark.slow
+def test_synthetic_quick(tmp_path):
+    table = tmp_path / "bench.csv"
+    args = ("--sources", "synthetic", "--groups", ",".join(GROUPS), "--csv", str(table))
+    args += ("--variant", "model", "--variant", "o1:overlap=1")
+    stdout, markdown = _run(tmp_path, *args)
+    assert "## All groups" in stdout and "command: `python scripts/bench_accuracy.py" in markdown
+    methods = ("model", "o1", "PCA k=30", "PCA oracle")
+    for group in GROUPS:
+        rmse = _group_rmse(markdown, group)
+        assert set(rmse) == set(methods), rmse
+        assert rmse["PCA oracle"] <= rmse["PCA k=30"]  # the oracle's k set includes 30
+    assert "modelnet40" not in markdown and "mesh/" not in stdout
+    with table.open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == COLUMNS.split()
+    assert len(rows) == len(GROUPS) * len(methods)  # one synthetic cloud per group
+    assert {r["method"] for r in rows} == set(methods)
+    assert all(float(r["noise_ratio"]) > 0 and int(r["points"]) == 20_000 for r in rows)
+
+
+@pytest.mark.slow
+def test_shared_sources_quick(tmp_path):
+    """Held-out meshes and the ModelNet40 test split, when ``../shared`` is present."""
+    shared = REPO.parent / "shared" / "data"
+    if not (shared / "meshes").is_dir() or not (shared / "modelnet40_mini").is_dir():
+        pytest.skip(f"{shared} not present")
+    _, markdown = _run(
+        tmp_path, "--sources", "meshes,modelnet40", "--groups", "clean,modelnet40 10k"
+    )
+    for group in ("clean", "modelnet40 10k"):
+        rmse = _group_rmse(markdown, group)
+        assert rmse["PCA oracle"] <= rmse["PCA k=30"]
+
+
+def test_unknown_group_is_a_usage_error():
+    cmd = [sys.executable, str(SCRIPT), "--groups", "noisy"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 2 and "unknown ['noisy']" in result.stderr
