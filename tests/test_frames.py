@@ -93,6 +93,40 @@ def test_frames_orthogonal_and_equivariant(name):
     )
 
 
+def _smooth_surfaces() -> dict[str, torch.Tensor]:
+    """Smooth, irregularly sampled surfaces with saddle regions (issue 12)."""
+    gen = torch.Generator().manual_seed(0)
+    # the default cloud of scripts/check_equivariance.py (same formula and seed)
+    direction = torch.nn.functional.normalize(torch.randn(2048, 3, generator=gen), dim=-1)
+    bumps = 1 + 0.2 * torch.sin(3 * direction[:, :1]) * torch.cos(2 * direction[:, 1:2])
+    bumpy = direction * bumps * torch.tensor([1.0, 0.7, 0.5])
+    xy = torch.rand(2000, 2, generator=gen, dtype=F64) * 2 - 1
+    saddle = torch.cat([xy, xy[:, :1] ** 2 - xy[:, 1:] ** 2], dim=1)  # z = x^2 - y^2
+    return {"bumpy": bumpy.double(), "saddle": saddle}
+
+
+@pytest.mark.parametrize("cloud", ["bumpy", "saddle"])
+def test_pca_frames_follow_reflections_on_saddles(cloud):
+    """Saddle normals have no skewness and no centre offset: the co-skewness decides.
+
+    Before, the normal's sign fell back to det R = +1 there: exact under rotations,
+    flipped under reflections (41 degrees in ``check_equivariance.py frames=pca``).
+    """
+    pos = _smooth_surfaces()[cloud]
+    tolerances = {F64: {"feature": 1e-9}, torch.float32: {"feature": 2e-3}}
+    assert_equivariant(PCAFrames(k=16), [pos], ["pos"], "frames", tolerances=tolerances, trials=6)
+
+
+def test_pca_frames_near_flat_saddle_float64():
+    """Flat saddle z = 0.05 (x^2 - y^2): every rule of the normal is below ``tol``.
+
+    float64 then takes the first rule above sqrt(eps) (still equivariant); float32 has
+    no margin for that and keeps det R = +1 there (reflections flip those normals).
+    """
+    pos = _smooth_surfaces()["saddle"] * torch.tensor([1.0, 1.0, 0.05], dtype=F64)
+    assert_equivariant(PCAFrames(k=16), [pos], ["pos"], "frames", dtypes=[F64], trials=6)
+
+
 @pytest.mark.parametrize("name", sorted(EQUIVARIANT))
 def test_frames_follow_reflections(name):
     """det R(Qx) = det R(x) det Q: O(3) frames, not only SO(3)."""

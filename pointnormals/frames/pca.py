@@ -21,6 +21,17 @@ def _others(d: int, device: torch.device) -> Tensor:
     return torch.tensor(idx, dtype=torch.long, device=device).view(1, d, d - 1)
 
 
+def _first_sign(rules: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
+    """Sign of the first rule above ``threshold`` per axis, and whether there was one.
+
+    Shapes:
+        rules: ``(N, d, K)`` → sign, decided: ``(N, d)``.
+    """
+    decisive = rules.abs() > threshold
+    first = decisive & (decisive.cumsum(-1) == 1)  # one-hot: the first decisive rule
+    return (first * rules.sign()).sum(-1), decisive.any(-1)
+
+
 class PCAFrames(FrameBuilder):
     r"""Frames from principal axes of each point's neighbourhood.
 
@@ -30,17 +41,30 @@ class PCAFrames(FrameBuilder):
     .. math::
         C_i = \frac{1}{|\mathcal{N}(i)|}\sum_{j\in\mathcal{N}(i)} (p_j-\bar p_i)(p_j-\bar p_i)^\top
 
-    by *decreasing* eigenvalue, so the last row is the PCA normal. Each axis :math:`e`
-    gets its sign from, in order, the first rule that is decisive (above ``tol``):
+    by *decreasing* eigenvalue, so the last row is the PCA normal. With the projected
+    offsets :math:`z_{ja} = e_a\cdot(p_j-\bar p_i)` and the neighbourhood's standard
+    deviation :math:`\sigma_i = \sqrt{\operatorname{tr} C_i}`, each axis :math:`e_a` gets
+    its sign from the first of these (scale-free) rules whose magnitude exceeds ``tol``:
 
-    1. the third moment (skewness) :math:`\sum_j (e\cdot(p_j-\bar p_i))^3`;
-    2. the offset of the centre :math:`e\cdot(\bar p_i - p_i)`;
-    3. if exactly one axis is still undecided: the right-hand rule
-       :math:`\det R_i = +1` (rotation- but not reflection-equivariant);
-    4. otherwise the eigen-solver's sign (deterministic, not equivariant).
+    1. the skewness :math:`\langle z_a^3\rangle / \sigma_i^3`;
+    2. the offset of the centre :math:`e_a\cdot(\bar p_i - p_i) / \sigma_i`;
+    3. the co-skewness with each other axis :math:`b`, by decreasing eigenvalue,
+       :math:`\langle z_a z_b^2\rangle / \sigma_i^3` — for the normal of a saddle, where
+       1 and 2 vanish, this is the curvature along the principal tangent :math:`e_b`.
 
-    Both moment rules flip with :math:`e` and commute with :math:`Q \in O(3)`, so
-    decided axes are exactly equivariant and each axis follows reflections on its own.
+    Every rule is odd in :math:`e_a` and even in every other axis, so it flips with its
+    own axis only, and it commutes with :math:`Q \in O(d)`: a decided axis follows
+    :math:`e_a \to Q e_a` exactly, reflections included (no cross products).
+    An axis with every rule below ``tol`` takes the first rule above the float
+    precision floor :math:`\sqrt{\varepsilon}` (still equivariant, less margin against
+    rounding; only where :math:`\sqrt{\varepsilon} <` ``tol``, i.e. float64). What is
+    left has all its odd moments zero to rounding — a neighbourhood symmetric under
+    the mirror :math:`e_a \to -e_a` (a planar patch for the normal), where no
+    equivariant sign exists. Then, deterministically:
+
+    4. if exactly one axis is undecided (``d = 3``): :math:`\det R_i = +1`
+       (rotation- but not reflection-equivariant);
+    5. otherwise the eigen-solver's sign (deterministic, not equivariant).
 
     Degenerate neighbourhoods: coincident points give :math:`C_i = 0` and collinear or
     planar ones repeated eigenvalues; the eigenvectors of a repeated eigenvalue are
@@ -80,12 +104,12 @@ class PCAFrames(FrameBuilder):
         _, vecs = torch.linalg.eigh(cov + 1e-12 * torch.eye(d, dtype=pos.dtype, device=pos.device))
         axes = vecs.flip(-1).transpose(-1, -2)  # (N, d, d): rows by decreasing eigenvalue
 
-        proj = (axes[dst] @ off.unsqueeze(-1)).squeeze(-1)  # (E, d)
-        # third moments m_ab = <z_a z_b^2>: odd in axis a, even in axis b (m_aa: skewness)
-        m3 = _sum(proj.unsqueeze(-1) * proj.pow(2).unsqueeze(-2), dst, n) / count[..., None]
+        z = (axes[dst] @ off.unsqueeze(-1)).squeeze(-1)  # (E, d)
+        # third moments <z_a z_b^2>: odd in axis a, even in axis b; a = b is the skewness
+        m3 = _sum(z.unsqueeze(-1) * z.pow(2).unsqueeze(-2), dst, n) / count.unsqueeze(-1)
         m1 = (axes @ (mean - pos).unsqueeze(-1)).squeeze(-1)  # (N, d)
         sigma = scale2.clamp_min(torch.finfo(pos.dtype).tiny).sqrt()[:, None, None]  # (N, 1, 1)
-        rules = torch.cat(  # (N, d, 2 + d - 1): per axis, the sign rules in order
+        rules = torch.cat(  # (N, d, d + 1): the sign rules of each axis, in order
             [
                 torch.diagonal(m3, dim1=-2, dim2=-1).unsqueeze(-1) / sigma.pow(3),
                 m1.unsqueeze(-1) / sigma,
@@ -93,11 +117,12 @@ class PCAFrames(FrameBuilder):
             ],
             dim=-1,
         )
-        decisive = rules.abs() > self.tol
-        first = decisive & (decisive.cumsum(-1) == 1)  # one-hot: the first decisive rule
-        decided = decisive.any(-1)  # (N, d)
-        sign = torch.where(decided, (first * rules.sign()).sum(-1), 1.0)
-        axes = axes * sign.unsqueeze(-1)
+        sign, decided = _first_sign(rules, self.tol)
+        floor = torch.finfo(pos.dtype).eps ** 0.5
+        if floor < self.tol:  # float64: near-symmetric axes still get an equivariant sign
+            weak_sign, weak = _first_sign(rules, floor)
+            sign, decided = torch.where(decided, sign, weak_sign), decided | weak
+        axes = axes * torch.where(decided, sign, 1.0).unsqueeze(-1)
         if d == 3:
             # exactly one undecided axis: choose its sign so that det R = +1
             one_left = (~decided).sum(-1) == 1
