@@ -47,13 +47,14 @@ CloudT = TypeVar("CloudT")
 def load_model(
     checkpoint: str | Path | None = None,
     device: str | torch.device = "auto",
-    precision: str = "float32",
+    precision: str = "mixed",
 ) -> nn.Module:
-    """The shipped model (or ``checkpoint``) on ``device`` (``auto``: CUDA if present)."""
-    if precision not in ("float32", "float64"):
-        raise ValueError(f"precision must be float32 or float64, got {precision!r}")
+    """The shipped model (or ``checkpoint``) on ``device`` (``auto``: CUDA if present),
+    in float64 for ``precision="float64"``, else in float32 (``mixed``, ``float32``)."""
+    if precision not in inference.PRECISIONS:
+        raise ValueError(f"precision must be one of {inference.PRECISIONS}, got {precision!r}")
     model = inference.load_pretrained(checkpoint, inference.resolve_device(device))
-    return model.to(getattr(torch, precision))
+    return model.to(torch.float64 if precision == "float64" else torch.float32)
 
 
 def check_extent(points: Tensor) -> None:
@@ -147,7 +148,7 @@ def estimate_normals(
     device: str = "auto",
     checkpoint: str | Path | None = None,
     k: int = 30,
-    precision: str = "float32",
+    precision: str = "mixed",
     model: nn.Module | None = None,
     **predict_options: Any,
 ) -> CloudT:
@@ -164,9 +165,11 @@ def estimate_normals(
         device: where the model runs: ``auto`` (CUDA if present), ``cpu``, ``cuda:N``.
         checkpoint: a ``train.py`` checkpoint instead of the shipped model.
         k: neighbours of ``method="pca"``.
-        precision: the model's arithmetic, ``float32`` or ``float64`` (exact, slower).
-        model: an already loaded model (skips loading; ``device``/``checkpoint``/
-            ``precision`` are then unused).
+        precision: ``mixed`` (default: geometry in float64, the MLPs in float32; exactly
+            equivariant), ``float64`` (everything; slower) or ``float32`` (everything;
+            fastest, a few normals change under rotations).
+        model: an already loaded model (skips loading; ``device``/``checkpoint`` are
+            then unused).
         **predict_options: passed to :func:`~pointnormals.inference.predict_normals`.
 
     Returns:
@@ -185,6 +188,7 @@ def estimate_normals(
         k=k,
         orient=orient,
         viewpoint=viewpoint,
+        **({"precision": precision} if method == "model" else {}),
         **predict_options,
     )
     return put(normals)

@@ -90,10 +90,25 @@ def parser() -> argparse.ArgumentParser:
         help="points per model call (default 32768 on CPU, 262144 on CUDA)",
     )
     add(
+        "--scale",
+        type=_scale,
+        default=None,
+        metavar="S",
+        help="context scale: auto (default, from the cloud's noise) or S: a patch spans "
+        "the S x patch-points nearest points (trained: 1, 2, 4, 8; larger for noisier scans)",
+    )
+    add(
+        "--overlap",
+        type=_overlap,
+        default=1.5,
+        help="patches per point on average, blended (default 1.5; more: slower, smoother)",
+    )
+    add(
         "--precision",
-        choices=("float32", "float64"),
-        default="float32",
-        help="model arithmetic: float32 (default) or float64 (exactly equivariant, slower)",
+        choices=("mixed", "float64", "float32"),
+        default="mixed",
+        help="mixed (default: geometry in float64, network in float32, exactly "
+        "equivariant), float64 (all; slower) or float32 (all; fastest, not exact)",
     )
     add("--k", type=_positive, default=30, help="neighbours of --method pca (default 30)")
     add("--threads", type=_positive, default=None, help="CPU threads (default: torch's)")
@@ -114,6 +129,20 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _scale(text: str) -> int | None:
+    return None if text == "auto" else _positive(text)
+
+
+def _overlap(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1.0 <= value <= 8.0:
+        raise argparse.ArgumentTypeError(f"1 to 8, got {value}")
     return value
 
 

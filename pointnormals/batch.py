@@ -32,7 +32,13 @@ FILE_ERRORS = (ValueError, OSError, RuntimeError, MemoryError)
 
 def predict_options(args: Namespace) -> dict[str, Any]:
     """The options of :func:`~pointnormals.inference.predict_normals` from the flags."""
-    return {"patch_points": args.patch_points, "batch_points": args.batch_points}
+    return {
+        "patch_points": args.patch_points,
+        "batch_points": args.batch_points,
+        "scale": args.scale,
+        "overlap": args.overlap,
+        "precision": args.precision,
+    }
 
 
 def run(args: Namespace, say: Say) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pointnormals import api, io, paths
+from pointnormals import api, batch, io, paths
 from pointnormals.data.synthetic import generate_shape
 from pointnormals.data.transforms import random_orthogonal
 from pointnormals.training.metrics import unoriented_angle
@@ -80,10 +80,10 @@ def run_demo(out_dir: Path, args: Namespace, say: Say) -> None:
     rows, normals = {}, {}
     for method in ("model", "pca"):
         start = time.perf_counter()
+        options = batch.predict_options(args) if method == "model" else {}
         normals[method] = api.estimate(
-            torch.from_numpy(points), method=method, model=model, k=args.k,
-            patch_points=args.patch_points, batch_points=args.batch_points,
-        ).numpy()  # fmt: skip
+            torch.from_numpy(points), method=method, model=model, k=args.k, **options
+        ).numpy()
         rows[method] = (score_normals(normals[method], truth), time.perf_counter() - start)
     _write(result, points, normals["model"])
     say(f"normals of the model -> {result} (same as: python predict.py {scan} --overwrite)")

@@ -6,8 +6,9 @@ overlapping patches (:mod:`pointnormals.patching`, the same cut as training) and
 the model on batches of them:
 
 1. **Scale**: with noise, a patch must see more surface. The *context scale*
-   :math:`s \in \{1, 2, 4, 8\}` comes from an invariant noise estimate
-   (:func:`choose_scale`) unless given: a patch spans the :math:`K = sP` nearest points
+   :math:`s \in \{1, 2, 4, 8\}` comes from an invariant noise estimate (how many
+   points a neighbourhood needs to look like a surface, :func:`choose_scale`) unless
+   given: a patch spans the :math:`K = sP` nearest points
    of its centre and the model sees :math:`P` of them at fixed distance ranks.
 2. **Centres** :math:`c_1, \dots, c_C`: farthest point sampling,
    :math:`C = \lceil \text{overlap} \cdot N / K \rceil`, plus extra centres until
@@ -53,15 +54,15 @@ from pointnormals.patching import (
     blend,
     context_ranks,
     depth_weights,
-    noise_ratio,
     plan_patches,
+    surface_points,
 )
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
     "MIN_POINTS",
     "PRECISIONS",
-    "SCALE_THRESHOLDS",
+    "SURFACE_FACTOR",
     "choose_scale",
     "load_pretrained",
     "orient_outward",
@@ -116,14 +117,19 @@ def validate_points(points: Tensor) -> None:
         raise ValueError(f"{bad} of {n} points have non-finite (NaN/inf) coordinates")
 
 
-SCALE_THRESHOLDS = (0.02, 0.04, 0.08)
-"""``--scale auto``: context scale 1, 2, 4 or 8 as :func:`~pointnormals.patching.noise_ratio`
-passes each threshold (calibrated on ``scripts/bench_accuracy.py``'s clouds)."""
+SURFACE_FACTOR = 4.0
+"""``scale=None``: the context spans at least this many times the points a neighbourhood
+needs to look like a surface (:func:`~pointnormals.patching.surface_points`); calibrated
+on noisy training meshes (see :func:`choose_scale`)."""
 
 
-def choose_scale(ratio: float) -> int:
-    """The context scale for a cloud of :func:`~pointnormals.patching.noise_ratio` ``ratio``."""
-    return SCALES[sum(ratio > t for t in SCALE_THRESHOLDS)]
+def choose_scale(surface: float, patch_points: int) -> int:
+    """The smallest context scale ``s`` of :data:`~pointnormals.patching.SCALES` with
+    ``s * patch_points >= SURFACE_FACTOR * surface`` (the largest when none is)."""
+    for scale in SCALES:
+        if scale * patch_points >= SURFACE_FACTOR * surface:
+            return scale
+    return SCALES[-1]
 
 
 @torch.inference_mode()
@@ -177,7 +183,8 @@ def predict_normals(
             return normals.to(points.device, points.dtype)
         search = graph.PatchSearch(pos)
         if scale is None:
-            scale = choose_scale(noise_ratio(pos, patch_points, search=search))
+            surface = surface_points(pos, SCALES[-1] * patch_points, search=search)
+            scale = choose_scale(surface, patch_points)
         patches = plan_patches(pos, scale * patch_points, overlap, search=search)
         normals = _run_patches(model, pos, patches, patch_points, batch_points, progress)
     return normals.to(points.device, points.dtype)
@@ -227,7 +234,7 @@ def _run_patches(
         centres = pos[patches.centres[start:stop]]  # (B, 3)
         context = patches.context[start:stop]  # (B, K)
         local = pos[context] - centres.unsqueeze(1)  # (B, K, 3)
-        batch = torch.arange(b, device=device).repeat_interleave(seen)
+        batch = _repeat(b, seen, device)
         visible = local[:, ranks].reshape(-1, 3)
         pred = model(visible, batch)  # (B * P, 3)
         # every context point, then every attached outside point, takes the prediction
@@ -235,17 +242,28 @@ def _run_patches(
         lo, hi = int(bounds[call]), int(bounds[call + 1])
         extra = out_point[lo:hi]
         extra_patch = out_patch[lo:hi] - start
-        targets = torch.cat([local.reshape(-1, 3), pos[extra] - centres[extra_patch]])
-        target_batch = torch.cat([torch.arange(b, device=device).repeat_interleave(k), extra_patch])
-        src, _ = graph.knn(visible, targets, 1, batch, target_batch)
-        distance = targets.norm(dim=-1)
+        extra_local = pos[extra] - centres[extra_patch]
+        if seen == k:  # the model saw every point of the context
+            src = torch.arange(b * k, device=device)
+        else:
+            src, _ = graph.knn(visible, local.reshape(-1, 3), 1, batch, _repeat(b, k, device))
+        src_extra = extra_patch  # (empty)
+        if extra.numel():
+            src_extra, _ = graph.knn(visible, extra_local, 1, batch, extra_patch)  # sorted
+        distance = torch.cat([local.norm(dim=-1).reshape(-1), extra_local.norm(dim=-1)])
         radius = local.norm(dim=-1).amax(dim=1)  # (B,)
+        target_batch = torch.cat([_repeat(b, k, device), extra_patch])
         points.append(torch.cat([context.reshape(-1), extra]))
-        preds.append(pred[src].to(pos.dtype))
+        preds.append(pred[torch.cat([src, src_extra])].to(pos.dtype))
         weights.append(depth_weights(distance, radius[target_batch]))
         if progress is not None:
             progress(stop, total)
     return blend(torch.cat(points), torch.cat(weights), torch.cat(preds), n)
+
+
+def _repeat(patches: int, points: int, device: torch.device) -> Tensor:
+    """The batch vector of ``patches`` patches of ``points`` points each (sorted)."""
+    return torch.arange(patches, device=device).repeat_interleave(points)
 
 
 def orient_outward(points: Tensor, normals: Tensor) -> Tensor:

@@ -36,8 +36,8 @@ __all__ = [
     "blend",
     "context_ranks",
     "depth_weights",
-    "noise_ratio",
     "plan_patches",
+    "surface_points",
 ]
 
 SCALES = (1, 2, 4, 8)
@@ -137,27 +137,45 @@ def plan_patches(
     return Patches(centres, torch.cat(contexts), outside)
 
 
-def noise_ratio(
-    pos: Tensor, patch_points: int, samples: int = 64, search: graph.PatchSearch | None = None
+def surface_points(
+    pos: Tensor,
+    max_points: int,
+    samples: int = 64,
+    threshold: float = 0.25,
+    search: graph.PatchSearch | None = None,
 ) -> float:
-    r"""An invariant estimate of how noisy a cloud is at the scale of one patch.
+    r"""How many nearest points a neighbourhood needs before it looks like a surface.
 
-    At ``samples`` centres (farthest point sampling), the ``patch_points`` nearest points
-    have covariance eigenvalues :math:`\lambda_1 \ge \lambda_2 \ge \lambda_3`; the ratio
-    :math:`\rho = \sqrt{\lambda_3 / (\lambda_1+\lambda_2+\lambda_3)}` is the thickness of
-    the patch relative to its size (0 on a clean plane, larger with noise, a little larger
-    with curvature). Returns the median over the centres; invariant under rotations,
-    reflections, translations, uniform scaling and permutations.
+    At ``samples`` centres (farthest point sampling) and for :math:`k = 16, 32, 64,
+    \dots \le` ``max_points``, the :math:`k` nearest points have covariance eigenvalues
+    :math:`\lambda_1 \ge \lambda_2 \ge \lambda_3` and thickness
+    :math:`\rho_k = \sqrt{\lambda_3 / (\lambda_1+\lambda_2+\lambda_3)}` (about 0.4 for a
+    ball of noise, 0 for a clean plane). A centre's :math:`k^*` is the smallest :math:`k`
+    with :math:`\rho_k <` ``threshold`` (``2 * max_points`` when there is none); the
+    result is the median over the centres. Noise of standard deviation :math:`\sigma` on
+    a surface sampled at spacing :math:`h` gives :math:`k^* \propto (\sigma/h)^2`; a
+    clean surface gives 16 (curvature only raises :math:`\rho_k` at large :math:`k`).
+    Invariant under rotations, reflections, translations, uniform scaling and
+    permutations.
     """
     n = pos.size(0)
+    max_points = min(max_points, n)
     search = search or graph.PatchSearch(pos)
     centres = graph.farthest_point_sample(pos, min(1.0, samples / n))
-    local = pos[search.query(pos[centres], patch_points)]  # (S, P, 3)
-    local = local - local.mean(dim=1, keepdim=True)
-    cov = local.transpose(1, 2) @ local  # (S, 3, 3)
-    eig = torch.linalg.eigvalsh(cov.double())  # ascending
-    ratio = (eig[:, 0].clamp_min(0) / eig.sum(-1).clamp_min(1e-300)).sqrt()
-    return float(ratio.median())
+    neighbours = search.query(pos[centres], max_points)  # (S, K), nearest first
+    first = torch.full((centres.numel(),), 2.0 * max_points, dtype=torch.float64)
+    k = 16
+    sizes = []
+    while k <= max_points:
+        sizes.append(k)
+        k *= 2
+    for k in reversed(sizes):  # the smallest k wins
+        local = pos[neighbours[:, :k]].double()  # (S, k, 3)
+        local = local - local.mean(dim=1, keepdim=True)
+        eig = torch.linalg.eigvalsh(local.transpose(1, 2) @ local).cpu()  # ascending
+        thickness = (eig[:, 0].clamp_min(0) / eig.sum(-1).clamp_min(1e-300)).sqrt()
+        first = torch.where(thickness < threshold, float(k), first)
+    return float(first.median())
 
 
 def depth_weights(distance: Tensor, radius: Tensor) -> Tensor:

@@ -212,12 +212,12 @@ def report(clouds: list[Cloud], results: list[dict], args: argparse.Namespace) -
     return "\n".join(lines) + "\n"
 
 
-CSV_COLUMNS = ("cloud", "group", "points", "noise_ratio", "method", "k", *METRICS)
+CSV_COLUMNS = ("cloud", "group", "points", "surface_points", "method", "k", *METRICS)
 
 
 def write_csv(path: Path, clouds: list[Cloud], results: list[dict]) -> None:
     """One row per (cloud, method), with the cloud's invariant noise estimate."""
-    from pointnormals.patching import noise_ratio
+    from pointnormals.patching import surface_points
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
@@ -225,7 +225,7 @@ def write_csv(path: Path, clouds: list[Cloud], results: list[dict]) -> None:
         writer.writerow(CSV_COLUMNS)
         for cloud, result in zip(clouds, results, strict=True):
             pos = cloud.points - cloud.points.mean(0)  # centred, unit radius, float64
-            rho = noise_ratio(torch.from_numpy(pos / np.linalg.norm(pos, axis=1).max()), 1024)
+            rho = surface_points(torch.from_numpy(pos / np.linalg.norm(pos, axis=1).max()), 8192)
             for method, s in result.items():
                 cells = [cloud.name, cloud.group, len(cloud.points), f"{rho:.5f}", method]
                 writer.writerow([*cells, s.get("k", ""), *(f"{s[key]:.6g}" for key in METRICS)])
@@ -268,7 +268,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variant", type=parse_variant, action="append", default=[],
                    help="NAME:key=val,... a model column with these predict options")  # fmt: skip
     p.add_argument("--checkpoint", default=None, help="checkpoint (default: the shipped one)")
-    p.add_argument("--groups", type=_names, default=list(GROUPS), help=", ".join(GROUPS))
+    p.add_argument(
+        "--groups", type=_names, default=list(GROUPS), help=", ".join(GROUPS).replace("%", "%%")
+    )
     p.add_argument("--sources", type=_names, default=list(SOURCES), help=", ".join(SOURCES))
     p.add_argument("--synthetic", type=int, default=4, help="synthetic shapes")
     p.add_argument("--limit", type=int, default=0, help="clouds per source (0: all)")

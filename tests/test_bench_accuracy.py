@@ -13,7 +13,7 @@ from conftest import REPO
 
 SCRIPT = REPO / "scripts" / "bench_accuracy.py"
 GROUPS = ("clean", "noise 0.6%")
-COLUMNS = "cloud group points noise_ratio method k rmse one_minus_cos pgp5 pgp10 seconds"
+COLUMNS = "cloud group points surface_points method k rmse one_minus_cos pgp5 pgp10 seconds"
 
 
 def _run(tmp_path, *args: str) -> tuple[str, str]:
@@ -51,7 +51,7 @@ def test_synthetic_quick(tmp_path):
     assert list(rows[0]) == COLUMNS.split()
     assert len(rows) == len(GROUPS) * len(methods)  # one synthetic cloud per group
     assert {r["method"] for r in rows} == set(methods)
-    assert all(float(r["noise_ratio"]) > 0 and int(r["points"]) == 20_000 for r in rows)
+    assert all(float(r["surface_points"]) >= 16 and int(r["points"]) == 20_000 for r in rows)
 
 
 @pytest.mark.slow

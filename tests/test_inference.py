@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from pointnormals import inference
 from pointnormals.inference import (
     PRECISIONS,
     choose_scale,
@@ -49,11 +50,12 @@ class Predict(nn.Module):
         )
 
 
-def test_batching_and_patch_count_do_not_change_a_points_prediction():
+@pytest.mark.parametrize("scale", [1, 2])
+def test_batching_and_patch_count_do_not_change_a_points_prediction(scale):
     model = small_model().double()
     pos = ellipsoid(1500)
-    a = predict_normals(model, pos, patch_points=300, batch_points=300)  # one per call
-    b = predict_normals(model, pos, patch_points=300, batch_points=100_000)  # all at once
+    a = predict_normals(model, pos, 300, scale, batch_points=300)  # one per call
+    b = predict_normals(model, pos, 300, scale, batch_points=100_000)  # all at once
     assert torch.equal(a, b)
     torch.testing.assert_close(a.norm(dim=-1), torch.ones(1500, dtype=torch.float64))
     # a cloud that fits one patch is the model itself
@@ -103,7 +105,10 @@ def test_default_precision_is_exact_where_float32_is_not():
 
 
 def test_scale_choice_grows_with_noise():
-    assert [choose_scale(r) for r in (0.0, 0.03, 0.05, 1.0)] == [1, 2, 4, 8]
+    factor = inference.SURFACE_FACTOR
+    assert [choose_scale(16, 1024), choose_scale(8192, 1024)] == [1, 8]
+    assert choose_scale(1024.0 / factor, 1024) == 1
+    assert choose_scale(1025.0 / factor, 1024) == 2
     model = small_model()
     clean = ellipsoid(2000)
     # a noisy cloud gets a larger context: its prediction changes with the scale chosen

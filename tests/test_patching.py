@@ -9,8 +9,8 @@ from pointnormals.patching import (
     blend,
     context_ranks,
     depth_weights,
-    noise_ratio,
     plan_patches,
+    surface_points,
 )
 
 
@@ -68,12 +68,13 @@ def test_plan_and_noise_estimate_are_invariant():
     a, b = plan_patches(pos, 150), plan_patches(moved, 150)
     assert torch.equal(a.centres, b.centres) and torch.equal(a.context, b.context)
     assert torch.equal(a.outside, b.outside)
-    assert abs(noise_ratio(pos, 150) - noise_ratio(moved, 150)) < 1e-9
+    assert surface_points(pos, 1024) == surface_points(moved, 1024)
 
 
-def test_noise_ratio_grows_with_noise():
-    ratios = [noise_ratio(ellipsoid(4000, noise=s), 256) for s in (0.0, 0.02, 0.08)]
-    assert ratios[0] < ratios[1] < ratios[2]
+def test_surface_points_grow_with_noise():
+    """A clean surface looks like one at 16 points; noise needs more, more noise more."""
+    sizes = [surface_points(ellipsoid(8000, noise=s), 4096) for s in (0.0, 0.05, 0.1, 0.2)]
+    assert sizes[0] == 16 and sizes[0] < sizes[1] < sizes[2] < sizes[3] == 2 * 4096  # none
 
 
 def test_depth_weights_fall_from_centre_to_border():

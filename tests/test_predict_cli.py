@@ -349,8 +349,12 @@ def test_shipped_checkpoint_beats_pca_on_a_noisy_scan():
     assert model["mean"] < pca["mean"] and model["pgp10"] > pca["pgp10"]
 
 
-def test_float64_precision_is_exactly_equivariant_end_to_end(tmp_path, checkpoint, capsys):
-    """A rotated, reflected, rescaled and permuted file gives the mapped normals."""
+@pytest.mark.parametrize("precision", ["mixed", "float64"])
+def test_default_precision_is_exactly_equivariant_end_to_end(
+    tmp_path, checkpoint, capsys, precision
+):
+    """A rotated, reflected, rescaled and permuted file gives the mapped normals, in the
+    default precision (float64 geometry, float32 network) as in float64."""
     rng = np.random.default_rng(1)
     x = ellipsoid(3000, seed=1) - 5e4
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
@@ -359,9 +363,9 @@ def test_float64_precision_is_exactly_equivariant_end_to_end(tmp_path, checkpoin
     io.write_point_cloud(tmp_path / "a.ply", x)
     io.write_point_cloud(tmp_path / "b.ply", (0.01 * x @ q.T + [7.0, -3.0, 1.0])[perm])
     for name in ("a", "b"):
-        argv = [tmp_path / f"{name}.ply", "--checkpoint", checkpoint, "--precision", "float64"]
+        argv = [tmp_path / f"{name}.ply", "--checkpoint", checkpoint, "--precision", precision]
         assert run([*argv, "--patch-points", "512", "--quiet"], capsys)[0] == 0
     na = read_cloud(tmp_path / "a_normals.ply").normals
     nb = read_cloud(tmp_path / "b_normals.ply").normals
     cos = np.abs((nb * (na @ q.T)[perm]).sum(1))
-    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 1e-4
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 1e-3
