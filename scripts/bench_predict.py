@@ -3,21 +3,52 @@
 A synthetic scan (the demo's shape family, exact normals, Gaussian noise) of
 ``--points`` points is estimated by the shipped model on each ``--device`` and by
 Open3D's PCA (kNN, ``--k``) on the CPU; the script prints the angular errors of each and
-the times as ratios to PCA (and CUDA vs CPU when both run).
+the times as ratios to PCA (and CUDA vs CPU when both run). ``--cli`` also times the
+command line on the same scan written to a PLY file: ``predict.py`` (model) against
+``predict.py --method pca``, and the start-up (``predict.py --help``).
 
+    python scripts/bench_predict.py --points 100000 --cli
     python scripts/bench_predict.py --points 1000000 --devices cpu,cuda
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from pointnormals import io
+from pointnormals import api, io
 from pointnormals.demo import demo_scan, score_normals
-from pointnormals.inference import load_pretrained, predict_normals, resolve_device
+
+PREDICT = Path(__file__).resolve().parents[1] / "predict.py"
+
+
+def time_cli(points, repeats: int = 2) -> dict[str, float]:
+    """Best-of-``repeats`` seconds of ``predict.py`` runs on ``points`` written to a PLY."""
+    with tempfile.TemporaryDirectory() as tmp:
+        scan = Path(tmp) / "scan.ply"
+        io.write_point_cloud(scan, points)
+        runs = {
+            "start-up (--help)": ["--help"],
+            "predict.py --method pca": [scan, "--method", "pca", "-o", Path(tmp) / "p.ply"],
+            "predict.py (model)": [scan, "-o", Path(tmp) / "m.ply"],
+        }
+        out = {}
+        for name, argv in runs.items():
+            best = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                cmd = [sys.executable, PREDICT, *argv, "--overwrite", "--quiet"]
+                subprocess.run(cmd[:-2] if argv == ["--help"] else cmd, check=True,
+                               capture_output=True)  # fmt: skip
+                best = min(best, time.perf_counter() - start)
+            out[name] = best
+    return out
 
 
 def main() -> None:
@@ -29,6 +60,7 @@ def main() -> None:
     parser.add_argument("--patch-points", type=int, default=1024)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--cli", action="store_true", help="also time predict.py itself")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -43,15 +75,15 @@ def main() -> None:
         f"Open3D PCA k={args.k} (cpu)": (score_normals(pca, truth), time.perf_counter() - start)
     }
     for name in args.devices.split(","):
-        device = resolve_device(name)
-        model = load_pretrained(args.checkpoint, device)
+        model = api.load_model(args.checkpoint, name)
+        device = next(model.parameters()).device
         pos = torch.from_numpy(points).to(device)
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         if device.type == "cuda":  # warm-up: CUDA context, kernels
-            predict_normals(model, pos[:50_000], args.patch_points)
+            api.estimate(pos[:50_000], model=model, patch_points=args.patch_points)
         sync()
         start = time.perf_counter()
-        normals = predict_normals(model, pos, args.patch_points)
+        normals = api.estimate(pos, model=model, patch_points=args.patch_points)
         sync()
         seconds = time.perf_counter() - start
         rows[f"TF-PointNet++ ({device.type})"] = (
@@ -69,6 +101,13 @@ def main() -> None:
     if "cpu" in times and "cuda" in times:
         print(f"model cuda/cpu time ratio = {times['cuda'] / times['cpu']:.4f}")
     print(f"(PCA: {base:.2f} s; model times are ratios to it)")
+    if args.cli:
+        times = time_cli(points)
+        pca = times["predict.py --method pca"]
+        print(f"\n{'command line (best of 2)':28s} {'time/pca':>9s}")
+        for name, seconds in times.items():
+            print(f"{name:28s} {seconds / pca:9.2f}")
+        print(f"(predict.py --method pca: {pca:.2f} s)")
 
 
 if __name__ == "__main__":
