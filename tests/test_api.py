@@ -8,24 +8,17 @@ import sys
 import numpy as np
 import pytest
 import torch
-from test_readme import _example
+from conftest import readme_example, small_model
 
 import pointnormals
-from pointnormals.nn import TFPointNet
 from pointnormals.training import save_model
-
-STAGES = [
-    dict(reps="4x0n+2x1n", ratio=1.0, k=8, hidden=(16,), up_hidden=(16,)),
-    dict(reps="8x0n+4x1n", ratio=0.25, k=16, radius=0.3, hidden=(16,)),
-]
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> str:
     """A small random model: the API's plumbing does not depend on the weights."""
-    torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "small.ckpt"
-    save_model(TFPointNet(STAGES).eval(), path)
+    save_model(small_model(), path)
     return str(path)
 
 
@@ -87,8 +80,7 @@ def test_open3d_tensor_cloud_gets_point_normals_in_its_dtype():
 
 
 def test_an_already_loaded_model_is_used_as_is():
-    torch.manual_seed(0)
-    model = TFPointNet(STAGES).eval().double()
+    model = small_model().double()
     points = sphere(300)
     a = pointnormals.estimate_normals(points, model=model)
     b = pointnormals.estimate_normals(points, model=model)
@@ -126,6 +118,6 @@ def test_importing_the_package_stays_light():
 
 
 def test_readme_example_runs(capsys):
-    exec(compile(_example("estimate-normals"), "README.md", "exec"), {})
+    exec(compile(readme_example("estimate-normals"), "README.md", "exec"), {})
     error = float(capsys.readouterr().out.split("mean error:")[1].split("°")[0])
     assert error < 10.0  # degrees, shipped model on a clean sphere, oriented outward

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from pathlib import Path
 
 import hydra
 import lightning as L
 import pytest
 import torch
+from conftest import CONF
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import open_dict
 
 from pointnormals.data.datamodule import NormalsDataModule
 from pointnormals.data.scan_datamodule import ScanDataModule
@@ -19,8 +19,6 @@ from pointnormals.nn import TFPointNet
 from pointnormals.training import utils
 from pointnormals.training.module import NormalEstimationModule
 
-REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "conf"
 FRAMES = ("identity", "pca", "learned", "three_nn")
 REPS = ("scalar", "tensor", "irreps")
 # groups owned by the training pipeline (data/model/frames/reps are tested beside their code)
@@ -38,23 +36,6 @@ TRAINING_GROUPS = (
 
 def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-
-
-@pytest.fixture
-def compose_train(tmp_path):
-    """``compose_train(*overrides)`` → the train config, paths redirected into ``tmp_path``."""
-
-    def _compose(*overrides: str) -> DictConfig:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose("train", overrides=list(overrides))
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp_path / "run")
-            cfg.paths.log_dir = str(tmp_path / "logs")
-            cfg.paths.data_dir = str(tmp_path / "data")
-            cfg.paths.work_dir = str(tmp_path)
-        return cfg
-
-    return _compose
 
 
 def test_groups_exist():

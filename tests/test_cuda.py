@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_model import small_model, two_clouds
+from conftest import two_clouds, variant_model
 
 from pointnormals import graph
 from pointnormals.frames import LearnedFrames
@@ -35,7 +35,7 @@ def test_torch_cluster_kernels_match_the_cpu():
 
 @pytest.mark.parametrize("frames", ["pca", "learned", "learned_update"])
 def test_model_on_gpu_matches_cpu_and_is_equivariant(frames):
-    model = small_model(frames, "tensor")
+    model = variant_model(frames, "tensor")
     pos, batch = two_clouds()
     expected = model(pos, batch)
     gpu_model = model.to(CUDA)
@@ -47,7 +47,7 @@ def test_model_on_gpu_matches_cpu_and_is_equivariant(frames):
 
 
 def test_bf16_autocast_on_gpu_keeps_frames_float32():
-    model = small_model("learned", "tensor").to(CUDA)
+    model = variant_model("learned", "tensor").to(CUDA)
     pos, batch = (t.to(CUDA) for t in two_clouds())
     with torch.autocast("cuda", dtype=torch.bfloat16):
         normals = model(pos, batch)
@@ -60,7 +60,7 @@ def test_predict_on_gpu_matches_cpu_with_patches_beyond_the_cuda_knn_limit():
     """Patches of 512 points need k > 100: the dense kNN path, same normals as the CPU."""
     from pointnormals.inference import predict_normals
 
-    model = small_model("learned", "tensor").double().eval()
+    model = variant_model("learned", "tensor").double().eval()
     g = torch.Generator().manual_seed(0)
     pos = torch.randn(4000, 3, generator=g, dtype=torch.float64) * 300.0 + 1e4  # mm, far away
     cpu = predict_normals(model, pos, patch_points=512)

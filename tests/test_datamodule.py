@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONF
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from pointnormals.data.datamodule import NormalsDataModule
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "data"
 SMALL = {"synthetic_sizes": (6, 4, 4), "synthetic_points": 600, "num_points": 256}
 
 
@@ -49,11 +49,21 @@ def test_val_and_test_loaders_are_aligned_and_o3_side_by_side(tmp_path):
             torch.testing.assert_close(
                 aligned.rotation, torch.eye(3).expand(aligned.num_graphs, 3, 3)
             )
-    dets = torch.cat([torch.linalg.det(b.rotation) for b in module.val_dataloader()[1]])
-    assert {round(d) for d in dets.tolist()} <= {-1, 1}
     first = [b.pos for b in module.val_dataloader()[1]]  # seeded: identical on every call
     for a, b in zip(first, [b.pos for b in module.val_dataloader()[1]], strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_o3_protocol_reflects_some_clouds_and_so3_none(tmp_path):
+    module = small_module(tmp_path, synthetic_sizes=(6, 16, 4), val_protocols=("o3", "so3"))
+    o3, so3 = (
+        torch.cat([torch.linalg.det(b.rotation) for b in loader])
+        for loader in module.val_dataloader()
+    )
+    assert len(o3) == len(so3) == 16
+    torch.testing.assert_close(torch.cat([o3, so3]).abs(), torch.ones(32))  # det ±1
+    assert set(o3.sign().tolist()) == {-1.0, 1.0}  # Haar on O(3): 4 of these 16 reflect
+    assert set(so3.sign().tolist()) == {1.0}
 
 
 def test_clouds_of_different_sizes_batch_together(tmp_path):
@@ -107,7 +117,7 @@ def test_bad_arguments(tmp_path):
 
 @pytest.mark.parametrize("name", ["synthetic", "modelnet40", "mixed"])
 def test_configs_instantiate_and_comment_every_key(name, tmp_path, modelnet_mini, monkeypatch):
-    path = CONF / f"{name}.yaml"
+    path = CONF / "data" / f"{name}.yaml"
     for line in path.read_text().splitlines():
         if re.match(r"^\s*[\w.]+:", line):
             assert "#" in line, f"{path.name}: key without a comment: {line}"

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 
 from pointnormals.data.modelnet import ModelNet40
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "download_modelnet40.py"
+SCRIPT = REPO / "scripts" / "download_modelnet40.py"
 
 
 def load_script():

@@ -17,7 +17,7 @@ from pointnormals.frames import (
     gram_schmidt_frames,
     random_orthogonal,
 )
-from pointnormals.testing import assert_equivariant, equivariance_errors
+from pointnormals.testing import TOLERANCES, assert_equivariant, equivariance_errors
 
 F64 = torch.float64
 EQUIVARIANT = {
@@ -153,8 +153,7 @@ def test_learned_frames_are_trainable_and_scale_invariant():
 
 
 def test_frame_update_starts_at_identity_and_stays_equivariant():
-    pos = torch.randn(50, 3, dtype=F64)
-    frames = LearnedFrames().double()(pos)
+    frames = Frames(random_orthogonal(50, dtype=F64))  # per node, det ±1
     update = FrameUpdate(in_channels=4).double()
     scalars = torch.randn(50, 4, dtype=F64)
     new, delta = update(scalars, frames)
@@ -165,9 +164,9 @@ def test_frame_update_starts_at_identity_and_stays_equivariant():
     new, delta = update(scalars, frames)
     _check_orthogonal(new)
     torch.testing.assert_close(torch.linalg.det(delta), torch.ones(50, dtype=F64))
-    Q = random_orthogonal(1, dtype=F64)[0]
-    moved, _ = update(scalars, Frames(frames.matrices @ Q.T))  # invariant inputs
-    torch.testing.assert_close(moved.matrices, new.matrices @ Q.T)
+    # invariant inputs: R -> R Q^T gives Delta R -> Delta R Q^T, Delta unchanged
+    args, types = [scalars, frames], ["scalar", "frames"]
+    assert_equivariant(update, args, types, ["frames", "scalar"], trials=4)
 
 
 # -- degenerate clouds ------------------------------------------------------------------------
@@ -257,16 +256,23 @@ def test_frames_reuse_a_given_knn_graph(name):
     assert ThreeNNFrames.knn_k is None and PCAFrames(r=0.5).knn_k is None
 
 
+def test_gram_schmidt_frames_are_equivariant():
+    """Generic vectors: R(Qv1, Qv2, Qa) = R(v1, v2, a) Q^T, reflections included."""
+    v1, v2, a = torch.randn(3, 64, 3, dtype=F64)
+    assert_equivariant(gram_schmidt_frames, [v1, v2, a], ["normal"] * 3, "frames", trials=6)
+
+
 def test_gram_schmidt_second_anchor_decides_when_the_first_is_coplanar():
-    """v1, v2, a coplanar (a = v1 + v2): the sign comes from anchor2 and follows det Q."""
-    g = torch.Generator().manual_seed(3)
-    v1, v2, a2 = (torch.randn(64, 3, generator=g, dtype=torch.float64) for _ in range(3))
-    a = v1 + v2
-    q = random_orthogonal(1, generator=g, dtype=torch.float64)[0]
-    q = q * torch.sign(torch.det(q))  # a proper rotation ...
-    q[:, 0] = -q[:, 0]  # ... times a reflection: det -1
-    r = gram_schmidt_frames(v1, v2, a, anchor2=a2)
-    r_q = gram_schmidt_frames(v1 @ q.T, v2 @ q.T, a @ q.T, anchor2=a2 @ q.T)
-    torch.testing.assert_close(r_q, r @ q.T)
-    without = gram_schmidt_frames(v1 @ q.T, v2 @ q.T, a @ q.T)
-    assert not torch.allclose(without, r @ q.T)  # the documented single-anchor limit
+    """v1, v2, a coplanar (a = v1 + v2): the sign comes from anchor2 and follows det Q;
+    without anchor2 it is +1 (the documented single-anchor limit): reflections fail."""
+    v1, v2, a2 = torch.randn(3, 64, 3, dtype=F64)
+    args, types = [v1, v2, v1 + v2, a2], ["normal"] * 4
+
+    def with_anchor2(v1, v2, a, a2):
+        return gram_schmidt_frames(v1, v2, a, anchor2=a2)
+
+    assert_equivariant(with_anchor2, args, types, "frames", trials=6)
+    errors = equivariance_errors(gram_schmidt_frames, args[:3], types[:3], "frames", trials=6)
+    rotations, reflections = [t for t in errors if t.det > 0], [t for t in errors if t.det < 0]
+    assert all(t.error <= TOLERANCES[t.dtype]["feature"] for t in rotations)
+    assert min(t.error for t in reflections) > 1.0  # e3 flipped

@@ -43,8 +43,7 @@ def test_mixed_reps_layer_is_equivariant(reps_kind):
     layer = GlobalConv(reps, reps, reps_kind)
     x, pos, frames, edge_index = _inputs(reps=reps)
     types = [reps, "pos", "frames", "edge_index"]
-    err = assert_equivariant(layer, [x, pos, frames, edge_index], types, reps, trials=4)
-    assert err < 1e-4
+    assert_equivariant(layer, [x, pos, frames, edge_index], types, reps, trials=4)
 
 
 def test_same_layer_with_identity_frames_fails():
@@ -80,11 +79,10 @@ def test_bipartite_layer_with_learned_frames_is_equivariant():
 
     x, pos, _, _ = _inputs(n=120)
     reps_out = TensorReps("8x0n+2x1n+1x2p")
-    errors = equivariance_errors(
-        SetAbstraction(), [x, pos], [MIXED, "pos"], reps_out, permute=False, trials=4
+    tolerances = {torch.float64: {"feature": 1e-9}, torch.float32: {"feature": 1e-3}}
+    assert_equivariant(
+        SetAbstraction(), [x, pos], [MIXED, "pos"], reps_out, permute=False, tolerances=tolerances
     )
-    assert max(t.error for t in errors if t.dtype == torch.float64) < 1e-9
-    assert max(t.error for t in errors if t.dtype == torch.float32) < 1e-3
 
 
 def test_frames_must_be_given_and_inputs_cannot_be_both_local_and_global():

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import types
 
-from conftest import REPO
-
-
-def _example(name: str) -> str:
-    text = (REPO / "README.md").read_text()
-    match = re.search(rf"<!-- example: {name} -->\s*```python\n(.*?)```", text, re.S)
-    assert match, f"README example {name!r} not found"
-    return match.group(1)
+from conftest import readme_example
 
 
 def test_tensorial_gcn_example_runs_and_is_equivariant(capsys, monkeypatch):
     # PyG inspects the layer's module through sys.modules: give the example a real one
     module = types.ModuleType("readme_example")
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    exec(compile(_example("tensorial-gcn"), "README.md", "exec"), module.__dict__)
+    exec(compile(readme_example("tensorial-gcn"), "README.md", "exec"), module.__dict__)
     error = float(capsys.readouterr().out.split("max error:")[1])
     assert error < 1e-4
     assert issubclass(module.TFGCNConv, module.TensorialMessagePassing)

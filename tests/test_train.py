@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
+from conftest import REPO
 from omegaconf import DictConfig, open_dict
 
 from pointnormals.training import load_model, save_model
@@ -28,7 +27,6 @@ from pointnormals.training.losses import LOSSES
 from pointnormals.training.metrics import METRICS, cloud_errors, normal_errors
 from pointnormals.training.module import NormalErrors, NormalEstimationModule
 
-REPO = Path(__file__).resolve().parents[1]
 TRAIN_PY = REPO / "train.py"
 SMOKE_STEPS = 8  # experiment=smoke: 32 shapes / batch 8 x 2 epochs
 PLAIN = (str, int, float, bool, type(None))
@@ -51,25 +49,14 @@ def train_fn():
 
 
 @pytest.fixture
-def compose_smoke(tmp_path, data_dir, monkeypatch):
+def compose_smoke(compose_train, data_dir, monkeypatch):
     """``compose_smoke(*overrides)`` → experiment=smoke config writing into ``tmp_path``."""
     for name in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):  # set by seed_everything
         monkeypatch.delenv(name, raising=False)
 
     def _compose(*overrides: str) -> DictConfig:
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            cfg = compose(
-                "train",
-                overrides=["experiment=smoke", "callbacks/progress_bar=tqdm", *overrides],
-                return_hydra_config=True,
-            )
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp_path / "run")
-            cfg.paths.log_dir = str(tmp_path / "logs")
-            cfg.paths.data_dir = str(data_dir)
-            cfg.paths.work_dir = str(tmp_path)
-        HydraConfig.instance().set_config(cfg)
-        return cfg
+        smoke = ("experiment=smoke", "callbacks/progress_bar=tqdm", *overrides)
+        return compose_train(*smoke, data_dir=data_dir, hydra=True)
 
     return _compose
 
