@@ -114,5 +114,7 @@ def _draw(
         for m, n in normals.items()
     ]
     with paths.atomic(path) as (tmp,):
-        render.render_panels(tmp, points, panels, title="angle error vs the exact normals")
+        render.render_panels(  # small enough for the README (docs/demo_normals.png)
+            tmp, points, panels, size=(1200, 560), title="angle error vs the exact normals"
+        )
     say(f"error maps, model vs PCA -> {path}")

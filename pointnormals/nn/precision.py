@@ -4,14 +4,15 @@ Equivariance is exact in exact arithmetic; in floating point it breaks where a *
 decision flips under rounding: which points are the k nearest or inside a ball, which
 point farthest point sampling takes next, the sign Gram–Schmidt gives a frame axis. In
 float32 that happens for about 1 % of the points of a real scan and can turn a normal by
-up to 90°. Those decisions all live in the geometry (positions, distances, frames, frame
-changes), which is cheap; the cost is in the MLPs, whose inputs are invariant and whose
-small rounding errors only move outputs continuously.
+up to 90°. Those decisions all live in the geometry (neighbour searches, sampling,
+frames), which is cheap; the cost is in the features, whose float32 rounding only moves
+outputs continuously (about 1e-5°).
 
-:func:`float32_mlps` therefore lets a float32 model take float64 positions: every MLP
-(and every bare ``nn.Linear`` outside one) casts its input to its weights' dtype and its
-output back to the input's dtype, so all geometry runs in float64 and only the dense
-layers in float32.
+So a float32 :class:`~pointnormals.nn.TFPointNet` takes float64 positions: it takes every
+decision in float64 and rounds positions and frames to float32 only for the feature
+computations. :func:`float32_mlps` covers the MLPs that read float64 geometry directly
+(learned frames, frame updates): every MLP (and every bare ``nn.Linear`` outside one)
+casts its input to its weights' dtype and its output back to the input's dtype.
 
 >>> import torch
 >>> from pointnormals.nn import TFPointNet

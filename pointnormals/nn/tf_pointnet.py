@@ -87,7 +87,11 @@ class TFPointNet(nn.Module):
 
     Mixed precision (``torch.autocast``, e.g. Lightning's ``bf16-mixed``): frames,
     normalisation, every frame change and the output rotation run in the input's
-    precision; only the MLPs round to the low precision.
+    precision; only the MLPs round to the low precision. Likewise float64 positions into a
+    float32 model (with :func:`~pointnormals.nn.precision.float32_mlps`, as ``predict.py``
+    runs it): every discrete decision (neighbours, sampling, frame signs) is taken in
+    float64, so it commutes exactly with rotations and reflections, and the features are
+    computed in float32 from positions and frames rounded only after those decisions.
 
     All hyper-parameters form a plain dict (:attr:`config`), so a checkpoint rebuilds the
     model with ``TFPointNet(**config)``.
@@ -170,7 +174,7 @@ class TFPointNet(nn.Module):
             edge_index = self._neighbours(self.stages[0], (pos, batch), pos, batch)
             shared = self.stages[0].radius is None and self.frames.knn_k == self.stages[0].k
             frames = self.frames(pos, batch, edge_index if shared else None)
-        levels = [self._embed(pos, batch, frames, edge_index)]
+        levels = [self._embed(pos, batch, frames, edge_index)]  # geometry: pos.dtype
         for i in range(1, len(self.stages)):
             levels.append(self._abstract(levels[-1], i))
         x = levels[-1].x
@@ -178,7 +182,10 @@ class TFPointNet(nn.Module):
             fine, coarse = levels[i], levels[i + 1]
             edge_index = graph.knn(coarse.pos, fine.pos, self.interp_k, coarse.batch, fine.batch)
             x_up = self.interps[i](
-                x, (coarse.pos, fine.pos), edge_index, (coarse.frames, fine.frames)
+                x,
+                (self._features(coarse.pos), self._features(fine.pos)),
+                edge_index,
+                (self._features(coarse.frames), self._features(fine.frames)),
             )
             x = self.up[i](torch.cat([fine.x, x_up], dim=-1))
         v_local = self.head(x).to(pos.dtype)  # (N, 3), a 1x1n vector in the local frame
@@ -195,8 +202,12 @@ class TFPointNet(nn.Module):
             return graph.knn(pos_src, pos, stage.k, batch_src, batch)
         return graph.radius(pos_src, pos, stage.radius, batch_src, batch, stage.k)
 
+    def _features(self, geometry: Tensor | Frames) -> Tensor | Frames:
+        """Positions or frames in the dtype of the weights (after every decision on them)."""
+        return geometry.to(self.head.weight.dtype)
+
     def _embed(self, pos: Tensor, batch: Tensor, frames: Frames, edge_index: Tensor) -> _Level:
-        x = self.down[0](None, pos, edge_index, frames)
+        x = self.down[0](None, self._features(pos), edge_index, self._features(frames))
         return _Level(pos, batch, frames, x)
 
     def _abstract(self, prev: _Level, i: int) -> _Level:
@@ -204,13 +215,19 @@ class TFPointNet(nn.Module):
         idx = graph.farthest_point_sample(prev.pos, stage.ratio, prev.batch)
         pos, batch, frames = prev.pos[idx], prev.batch[idx], prev.frames[idx]
         edge_index = self._neighbours(stage, (prev.pos, prev.batch), pos, batch)
-        x = self.down[i](prev.x, (prev.pos, pos), edge_index, (prev.frames, frames))
+        x = self.down[i](
+            prev.x,
+            (self._features(prev.pos), self._features(pos)),
+            edge_index,
+            (self._features(prev.frames), self._features(frames)),
+        )
         update = self.updates[i]
         if isinstance(update, FrameUpdate):
             scalars = x[:, self.reps[i].scalar_index].to(pos.dtype)
             with torch.autocast(pos.device.type, enabled=False):
                 frames, delta = update(scalars, frames)
-            x = self.reps[i].transform(x, delta, torch.ones_like(scalars[:, 0]))
+            delta = delta.to(x.dtype)
+            x = self.reps[i].transform(x, delta, torch.ones_like(delta[:, 0, 0]))
         return _Level(pos, batch, frames, x)
 
     def extra_repr(self) -> str:
