@@ -115,9 +115,9 @@ def estimate(
     check_extent(points)
     if method == "pca":
         report("estimating", 0, 0)
-        from pointnormals import io
+        from pointnormals import o3d
 
-        pca = io.estimate_normals_pca(points.detach().cpu().numpy(), k)
+        pca = o3d.estimate_normals_pca(points.detach().cpu().numpy(), k)
         normals = torch.from_numpy(pca).to(points.device, points.dtype)
     else:
         if model is None:

@@ -138,14 +138,10 @@ def _picture(path: Path, cloud: Any, normals: Any, args: Namespace) -> str:
     if cloud.normals is None:
         render.render_normals(path, cloud.points, normals, views=args.views)
         return ""
-    import torch
-
-    from pointnormals.testing import angle_deg
+    from pointnormals.geometry import angle_deg
 
     oriented = args.orient[0] != "none"
-    errors = angle_deg(
-        torch.from_numpy(normals), torch.from_numpy(cloud.normals), oriented=oriented
-    ).numpy()
+    errors = angle_deg(normals.astype("float64"), cloud.normals.astype("float64"), oriented)
     kind = "oriented" if oriented else "unoriented"
     error = f"{kind} angle error vs the file's normals, mean {errors.mean():.1f}°"
     panels = [("predicted normals", normals, None), (error, normals, errors)]

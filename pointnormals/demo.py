@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pointnormals import api, batch, io, paths
+from pointnormals import api, batch, o3d, paths
 from pointnormals.data.synthetic import generate_shape
 from pointnormals.data.transforms import random_orthogonal
-from pointnormals.training.metrics import unoriented_angle
+from pointnormals.geometry import angle_deg
 
 __all__ = ["demo_scan", "run_demo", "score_normals"]
 
@@ -45,14 +45,9 @@ def demo_scan(
     return points, normals @ q.T
 
 
-def angle_errors(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Unoriented angle (degrees) between predicted and exact normals, ``(N,)``."""
-    return unoriented_angle(torch.from_numpy(pred), torch.from_numpy(truth)).numpy()
-
-
 def score_normals(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Mean, median, RMSE angle and the share below 10° (PGP10, %)."""
-    angle = angle_errors(pred, truth)
+    angle = angle_deg(pred, truth)  # unoriented, (N,)
     return {
         "mean": float(angle.mean()),
         "median": float(np.median(angle)),
@@ -63,7 +58,7 @@ def score_normals(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def _write(path: Path, points: np.ndarray, normals: np.ndarray | None = None) -> None:
     with paths.atomic(path) as (tmp,):
-        io.write_point_cloud(tmp, points, normals)
+        o3d.write_point_cloud(tmp, points, normals)
 
 
 def run_demo(out_dir: Path, args: Namespace, say: Say) -> None:
@@ -110,7 +105,7 @@ def _draw(
         say(f"no picture: {problem}")
         return
     panels = [
-        (f"{names[m]}: mean {score_normals(n, truth)['mean']:.1f}°", n, angle_errors(n, truth))
+        (f"{names[m]}: mean {score_normals(n, truth)['mean']:.1f}°", n, angle_deg(n, truth))
         for m, n in normals.items()
     ]
     with paths.atomic(path) as (tmp,):

@@ -92,7 +92,7 @@ def load_pretrained(
     path: str | Path | None = None, device: str | torch.device = "cpu"
 ) -> nn.Module:
     """The shipped model (or the checkpoint at ``path``), in eval mode on ``device``."""
-    from pointnormals.training.checkpoint import load_model  # torch only, no Lightning
+    from pointnormals.nn.checkpoint import load_model  # torch only, no Lightning
 
     path = Path(path) if path is not None else DEFAULT_CHECKPOINT
     if not path.is_file():

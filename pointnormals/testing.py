@@ -28,8 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from . import geometry
 from .frames.frames import Frames
-from .frames.random import random_orthogonal
 from .reps import Reps
 
 __all__ = ["TOLERANCES", "Trial", "angle_deg", "assert_equivariant", "equivariance_errors"]
@@ -99,16 +99,9 @@ def _error(out_g: Any, out: Any, kind: Any, Q: Tensor, inv: Tensor | None) -> tu
 
 
 def angle_deg(a: Tensor, b: Tensor, oriented: bool = True) -> Tensor:
-    """Angle between vectors (or lines, ``oriented=False``) in degrees, ``(N,)``.
-
-    Uses ``atan2(|a x b|, a . b)`` in float64: ``arccos`` of a float32 cosine cannot
-    resolve angles below ~0.02 degrees.
-    """
-    a, b = a.double(), b.double()
-    dot = (a * b).sum(-1)
-    if not oriented:
-        dot = dot.abs()
-    return torch.rad2deg(torch.atan2(torch.linalg.cross(a, b).norm(dim=-1), dot))
+    """Angle between vectors (or lines, ``oriented=False``) in degrees, ``(N,)``, in
+    float64 whatever the inputs' precision (:func:`pointnormals.geometry.angle_deg`)."""
+    return geometry.angle_deg(a.double(), b.double(), oriented)
 
 
 def _cast(value: Any, dtype: torch.dtype) -> Any:
@@ -165,7 +158,7 @@ def equivariance_errors(
             outs = f(*xs)
             outs = list(outs) if multi else [outs]
             for trial in range(trials):
-                Q = random_orthogonal(1, d, generator=gen, dtype=dtype)[0]
+                Q = geometry.random_orthogonal(1, d, generator=gen, dtype=dtype)[0]
                 Q = Q.to(device)
                 want_det = -1.0 if (reflections and trial % 2 == 1) else 1.0
                 if torch.linalg.det(Q).item() * want_det < 0:

@@ -38,9 +38,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from pointnormals import api, inference, io
+from pointnormals import api, inference, o3d
 from pointnormals.data import dense
 from pointnormals.data.synthetic import generate_shape
+from pointnormals.geometry import angle_deg, normalize_cloud
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared" / "data"
@@ -134,7 +135,7 @@ def scores(pred: np.ndarray, truth: np.ndarray, seconds: float) -> dict[str, flo
     """RMSE of θ, mean 1−|cos|, PGP5/PGP10 (% of θ under 5°/10°) and the time."""
     pred = pred / np.linalg.norm(pred, axis=1, keepdims=True).clip(1e-12)
     cos = np.abs((pred * truth).sum(1)).clip(0.0, 1.0)
-    theta = np.degrees(np.arccos(cos))
+    theta = angle_deg(pred, truth)  # unoriented
     return {
         "rmse": float(np.sqrt(np.mean(theta**2))),
         "one_minus_cos": float(np.mean(1 - cos)),
@@ -156,7 +157,7 @@ def run_methods(cloud: Cloud, model: torch.nn.Module, args: argparse.Namespace) 
     pca = {}
     for k in args.ks:
         start = time.perf_counter()
-        normals = io.estimate_normals_pca(cloud.points, k)
+        normals = o3d.estimate_normals_pca(cloud.points, k)
         pca[k] = scores(normals, cloud.normals, time.perf_counter() - start) | {"k": k}
     results["PCA k=30"] = pca[30]
     results["PCA oracle"] = min(pca.values(), key=lambda s: s["rmse"])
@@ -224,8 +225,8 @@ def write_csv(path: Path, clouds: list[Cloud], results: list[dict]) -> None:
         writer = csv.writer(f)
         writer.writerow(CSV_COLUMNS)
         for cloud, result in zip(clouds, results, strict=True):
-            pos = cloud.points - cloud.points.mean(0)  # centred, unit radius, float64
-            rho = surface_points(torch.from_numpy(pos / np.linalg.norm(pos, axis=1).max()), 8192)
+            unit, _, _ = normalize_cloud(torch.from_numpy(cloud.points))  # float64
+            rho = surface_points(unit, 8192)
             for method, s in result.items():
                 cells = [cloud.name, cloud.group, len(cloud.points), f"{rho:.5f}", method]
                 writer.writerow([*cells, s.get("k", ""), *(f"{s[key]:.6g}" for key in METRICS)])

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pointnormals import io
+from pointnormals import o3d
+from pointnormals.data.mesh import Mesh, sample_mesh
 from pointnormals.data.synthetic import generate_shape
+from pointnormals.geometry import angle_deg
 from pointnormals.orient import orient_consistent
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,14 +34,14 @@ Sampler = Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
 SYNTHETIC = {"union-capsule-octahedron": 100, "displaced-cone": 109, "union-sharp-thin": 101}
 
 
-def closed_outward(path: Path) -> io.Mesh:
+def closed_outward(path: Path) -> Mesh:
     """The mesh with coincident vertices merged and its faces wound outward.
 
     Raises:
         ValueError: when some edge is not shared by exactly two faces with opposite
             directions (open, non-manifold or inconsistently wound).
     """
-    mesh = io.read_triangle_mesh(path)
+    mesh = o3d.read_triangle_mesh(path)
     vertices, index = np.unique(mesh.vertices, axis=0, return_inverse=True)
     triangles = index.reshape(-1)[mesh.triangles]
     edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
@@ -49,7 +51,7 @@ def closed_outward(path: Path) -> io.Mesh:
         raise ValueError(f"{path}: not closed with consistent winding")
     a, b, c = (vertices[triangles[:, i]] for i in range(3))
     volume = np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6
-    return io.Mesh(vertices, triangles if volume > 0 else triangles[:, ::-1])
+    return Mesh(vertices, triangles if volume > 0 else triangles[:, ::-1])
 
 
 def samplers(names: list[str]) -> dict[str, Sampler]:
@@ -57,8 +59,8 @@ def samplers(names: list[str]) -> dict[str, Sampler]:
     out: dict[str, Sampler] = {}
     for name in names:
         if name == "torus":
-            mesh = io.primitive_mesh("torus", torus_radius=1.0, tube_radius=0.3)
-            out[name] = lambda rng, n, mesh=mesh: io.sample_mesh(mesh, n, rng)
+            mesh = o3d.primitive_mesh("torus", torus_radius=1.0, tube_radius=0.3)
+            out[name] = lambda rng, n, mesh=mesh: sample_mesh(mesh, n, rng)
         elif name in SYNTHETIC:
             seed = SYNTHETIC[name]
             out[name] = lambda rng, n, seed=seed: generate_shape(np.random.default_rng(seed), n)[:2]
@@ -68,7 +70,7 @@ def samplers(names: list[str]) -> dict[str, Sampler]:
             except ValueError as err:
                 print(f"skipped: {err}")
                 continue
-            out[name] = lambda rng, n, mesh=mesh: io.sample_mesh(mesh, n, rng)
+            out[name] = lambda rng, n, mesh=mesh: sample_mesh(mesh, n, rng)
         else:
             print(f"skipped: {name} (no such mesh in {MESHES})")
     return out
@@ -76,17 +78,17 @@ def samplers(names: list[str]) -> dict[str, Sampler]:
 
 def open3d_mst(points: np.ndarray, normals: np.ndarray, k: int) -> np.ndarray:
     """Open3D's ``orient_normals_consistent_tangent_plane`` (Hoppe's MST)."""
-    import open3d as o3d
+    import open3d
 
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
-    cloud.normals = o3d.utility.Vector3dVector(normals)
+    cloud = open3d.geometry.PointCloud(open3d.utility.Vector3dVector(points))
+    cloud.normals = open3d.utility.Vector3dVector(normals)
     cloud.orient_normals_consistent_tangent_plane(k)
     return np.asarray(cloud.normals)
 
 
 def run_case(points, truth, normals, k: int, with_open3d: bool) -> list[str]:
     """Table cells: input error, agreement and time of ours and Open3D, time ratio."""
-    error = np.degrees(np.arccos(np.abs((normals * truth).sum(1)).clip(0, 1))).mean()
+    error = angle_deg(normals, truth).mean()  # unoriented
     start = time.perf_counter()
     ours = orient_consistent(torch.from_numpy(points), torch.from_numpy(normals), k=k).numpy()
     ours_s = time.perf_counter() - start
@@ -128,7 +130,7 @@ def main() -> None:
         points, truth = shapes[name](rng, num_points)
         diagonal = np.linalg.norm(points.max(0) - points.min(0))
         points = points + rng.normal(scale=noise * diagonal, size=points.shape)
-        inputs = {"PCA k=30": io.estimate_normals_pca(points, 30)}
+        inputs = {"PCA k=30": o3d.estimate_normals_pca(points, 30)}
         if i < len(rows) - len(sizes):  # accuracy rows: also the exact normals
             inputs["exact, random signs"] = truth * rng.choice([-1.0, 1.0], (len(truth), 1))
         for label, normals in inputs.items():

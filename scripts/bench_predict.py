@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from pointnormals import api, io
+from pointnormals import api, o3d
 from pointnormals.demo import demo_scan, score_normals
 
 PREDICT = Path(__file__).resolve().parents[1] / "predict.py"
@@ -32,7 +32,7 @@ def time_cli(points, repeats: int = 2) -> dict[str, float]:
     """Best-of-``repeats`` seconds of ``predict.py`` runs on ``points`` written to a PLY."""
     with tempfile.TemporaryDirectory() as tmp:
         scan = Path(tmp) / "scan.ply"
-        io.write_point_cloud(scan, points)
+        o3d.write_point_cloud(scan, points)
         runs = {
             "start-up (--help)": ["--help"],
             "predict.py --method pca": [scan, "--method", "pca", "-o", Path(tmp) / "p.ply"],
@@ -70,7 +70,7 @@ def main() -> None:
         f"patch_points={args.patch_points}"
     )
     start = time.perf_counter()
-    pca = io.estimate_normals_pca(points, args.k)
+    pca = o3d.estimate_normals_pca(points, args.k)
     rows = {
         f"Open3D PCA k={args.k} (cpu)": (score_normals(pca, truth), time.perf_counter() - start)
     }

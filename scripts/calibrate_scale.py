@@ -24,6 +24,7 @@ import torch
 
 from pointnormals import api, inference
 from pointnormals.data import dense
+from pointnormals.geometry import normalize_cloud
 from pointnormals.patching import SCALES, surface_points
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -53,8 +54,7 @@ def main() -> None:
             for noise in NOISE:
                 sigma = noise * np.linalg.norm(np.ptp(clean, axis=0))
                 points = torch.from_numpy(clean + sigma * rng.normal(size=clean.shape))
-                unit = points - points.mean(0)
-                unit = unit / unit.norm(dim=-1).max()
+                unit, _, _ = normalize_cloud(points)
                 k_star = surface_points(unit, SCALES[-1] * args.patch_points)
                 rmse = {}
                 for scale in SCALES:

@@ -34,9 +34,9 @@ def _random_cloud(n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def _load_input(path: str, n: int, generator: torch.Generator) -> torch.Tensor:
-    from pointnormals import io  # Open3D only when a file is given
+    from pointnormals import o3d  # Open3D only when a file is given
 
-    points, _ = io.read_point_cloud(Path(path))
+    points, _ = o3d.read_point_cloud(Path(path))
     pos = torch.as_tensor(points, dtype=torch.float64)
     if len(pos) > n:
         pos = pos[torch.randperm(len(pos), generator=generator)[:n]]
@@ -46,7 +46,7 @@ def _load_input(path: str, n: int, generator: torch.Generator) -> torch.Tensor:
 
 def _model(cfg: DictConfig) -> torch.nn.Module:
     if cfg.get("checkpoint"):
-        from pointnormals.training.checkpoint import load_model
+        from pointnormals.nn.checkpoint import load_model
 
         return load_model(cfg.checkpoint)
     return instantiate(cfg.model, _convert_="all")

@@ -11,7 +11,7 @@ import torch
 from conftest import readme_example, small_model
 
 import pointnormals
-from pointnormals.training import save_model
+from pointnormals.nn import save_model
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pointnormals import io
+from pointnormals import o3d
 from pointnormals.data import modelnet
+from pointnormals.data.mesh import Mesh, sample_mesh
 from pointnormals.data.modelnet import ModelNet40, detect_layout
+from pointnormals.geometry import angle_deg
 
 CLASSES = ["airplane", "night_stand"]
 
 
-def unoriented_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.degrees(np.arccos(np.clip(np.abs((a * b).sum(-1)), 0, 1)))
-
-
-def write_off(path: Path, mesh: io.Mesh, glued: bool) -> None:
+def write_off(path: Path, mesh: Mesh, glued: bool) -> None:
     """Write ``mesh`` as ``.off``; ``glued`` reproduces ModelNet's ``OFF8 12 0`` quirk."""
     counts = f"{len(mesh.vertices)} {len(mesh.triangles)} 0"
     lines = [f"OFF{counts}"] if glued else ["OFF", counts]
@@ -32,7 +30,7 @@ def write_off(path: Path, mesh: io.Mesh, glued: bool) -> None:
 def off_root(tmp_path) -> Path:
     """``ModelNet40/<class>/{train,test}/<class>_NNNN.off``: boxes, one glued header."""
     root = tmp_path / "ModelNet40"
-    box = io.primitive_mesh("box", width=1.0, height=2.0, depth=0.5)
+    box = o3d.primitive_mesh("box", width=1.0, height=2.0, depth=0.5)
     for c, cls in enumerate(CLASSES):
         for split, number in (("train", 1), ("train", 2), ("test", 3)):
             glued = (c, number) == (0, 1)
@@ -44,14 +42,14 @@ def off_root(tmp_path) -> Path:
 def resampled_root(tmp_path) -> Path:
     """``modelnet40_normal_resampled/`` with two classes of sampled boxes."""
     root = tmp_path / "modelnet40_normal_resampled"
-    box = io.primitive_mesh("box", width=1.0, height=2.0, depth=0.5)
+    box = o3d.primitive_mesh("box", width=1.0, height=2.0, depth=0.5)
     rng = np.random.default_rng(0)
     names = {"train": [], "test": []}
     for cls in CLASSES:
         for split, number in (("train", 1), ("train", 2), ("test", 3)):
             name = f"{cls}_{number:04d}"
-            points, normals = io.sample_mesh(box, 3000, rng)
-            io.write_point_cloud(root / cls / f"{name}.txt", points, normals)
+            points, normals = sample_mesh(box, 3000, rng)
+            o3d.write_point_cloud(root / cls / f"{name}.txt", points, normals)
             names[split].append(name)
     (root / "modelnet40_shape_names.txt").write_text("\n".join(CLASSES) + "\n")
     for split, split_names in names.items():
@@ -103,7 +101,7 @@ def test_cache_is_written_once_and_reused(off_root, tmp_path, monkeypatch):
     cached = sorted(data.cache_dir.glob("*.npz"))
     assert [p.name for p in cached] == ["airplane_0002.npz"]
     assert cached[0].stat().st_size < 500 * 3 * (4 + 2) + 1000  # float32 pos, float16 normal
-    monkeypatch.setattr(io, "read_triangle_mesh", lambda path: 1 / 0)
+    monkeypatch.setattr(o3d, "read_triangle_mesh", lambda path: 1 / 0)
     again = ModelNet40(off_root, "train", cache_dir=tmp_path / "cache", num_points=500)[1]
     np.testing.assert_array_equal(again.pos.numpy(), first.pos.numpy())
     np.testing.assert_allclose(again.normal.numpy(), first.normal.numpy())
@@ -144,7 +142,7 @@ def test_resampled_layout_errors_name_the_file(resampled_root, tmp_path):
 def test_pca_normals_agree_on_written_trees(layout, off_root, resampled_root, tmp_path):
     root = off_root if layout == "off" else resampled_root
     item = ModelNet40(root, "train", cache_dir=tmp_path / "cache", num_points=3000)[0]
-    angle = unoriented_angle_deg(io.estimate_normals_pca(item.pos.numpy()), item.normal.numpy())
+    angle = angle_deg(o3d.estimate_normals_pca(item.pos.numpy()), item.normal.numpy())
     assert np.median(angle) < 15
 
 
@@ -159,9 +157,9 @@ def test_modelnet40_mini(modelnet_mini, tmp_path):
         item = train[i]
         assert item.pos.shape == (10_000, 3) and str(item.pos.dtype) == "torch.float32"
         assert train.classes[item.y.item()] == item.name.rsplit("_", 1)[0]
-        pca = io.estimate_normals_pca(item.pos.numpy(), k=30)
-        angles.append(unoriented_angle_deg(pca, item.normal.numpy()))
-        swapped.append(unoriented_angle_deg(pca, item.normal.numpy()[:, [0, 2, 1]]))
+        pca = o3d.estimate_normals_pca(item.pos.numpy(), k=30)
+        angles.append(angle_deg(pca, item.normal.numpy()))
+        swapped.append(angle_deg(pca, item.normal.numpy()[:, [0, 2, 1]]))
     assert np.median(np.concatenate(angles)) < 15
     assert np.median(np.concatenate(swapped)) > 15
 

@@ -15,9 +15,8 @@ from pointnormals.inference import (
     predict_normals,
     resolve_device,
 )
-from pointnormals.nn import TFPointNet
+from pointnormals.nn import TFPointNet, save_model
 from pointnormals.testing import angle_deg, assert_equivariant, equivariance_errors
-from pointnormals.training import save_model
 
 STAGES = [
     dict(reps="4x0n+2x1n", ratio=1.0, k=8, hidden=(16,), up_hidden=(16,)),

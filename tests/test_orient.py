@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from pointnormals import graph, io, orient, spanning
+from pointnormals import graph, o3d, orient, spanning
+from pointnormals.data.mesh import sample_mesh
 from pointnormals.data.synthetic import generate_shape
 from pointnormals.inference import orient_outward as inference_orient_outward
 from pointnormals.testing import assert_equivariant
@@ -23,7 +24,7 @@ def _closed(name: str, num_points: int, seed: int = 0) -> tuple[torch.Tensor, to
             "torus": {"torus_radius": 1.0, "tube_radius": 0.3},
             "box": {"width": 1.0, "height": 0.6, "depth": 0.3},
         }[name]
-        points, normals = io.sample_mesh(io.primitive_mesh(name, **params), num_points, rng)
+        points, normals = sample_mesh(o3d.primitive_mesh(name, **params), num_points, rng)
     return torch.from_numpy(points), torch.from_numpy(normals)
 
 
@@ -48,7 +49,7 @@ def test_mst_orients_noisy_pca_normals():
     points, truth = _closed("torus", 10_000)
     gen = torch.Generator().manual_seed(2)
     noisy = points + 0.006 * 2.9 * torch.randn(points.shape, generator=gen, dtype=points.dtype)
-    pca = torch.from_numpy(io.estimate_normals_pca(noisy.numpy(), k=30))
+    pca = torch.from_numpy(o3d.estimate_normals_pca(noisy.numpy(), k=30))
     assert _agreement(orient.orient_consistent(noisy, pca), truth) >= 0.97
 
 
@@ -56,7 +57,7 @@ def test_subtree_flips_repair_a_sharp_union_that_the_plain_tree_gets_wrong():
     """PCA normals of cones + tetrahedron + dodecahedron: one bad tree edge flips a part."""
     points, truth, _ = generate_shape(np.random.default_rng(101), 8000)
     points, truth = torch.from_numpy(points), torch.from_numpy(truth)
-    pca = torch.from_numpy(io.estimate_normals_pca(points.numpy(), k=30))
+    pca = torch.from_numpy(o3d.estimate_normals_pca(points.numpy(), k=30))
     assert _agreement(orient.orient_consistent(points, pca, flip_steps=0), truth) < 0.95
     assert _agreement(orient.orient_consistent(points, pca), truth) >= 0.98
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pointnormals import io
+from pointnormals import o3d
 from pointnormals.data.cache import load_npz, params_key, save_npz
+from pointnormals.data.mesh import sample_mesh
 
 __all__ = ["HELDOUT_MESHES", "DenseClouds", "build_dense_clouds", "mesh_names"]
 
@@ -41,8 +42,8 @@ def mesh_names(meshes_dir: str | Path, heldout: bool = False) -> list[str]:
 
 def sample_mesh_file(path: str | Path, num_points: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``num_points`` uniform samples of a mesh file with exact face normals (float64)."""
-    mesh = io.read_triangle_mesh(path)
-    return io.sample_mesh(mesh, num_points, np.random.default_rng(seed))
+    mesh = o3d.read_triangle_mesh(path)
+    return sample_mesh(mesh, num_points, np.random.default_rng(seed))
 
 
 @dataclass(frozen=True)

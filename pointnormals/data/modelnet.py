@@ -23,8 +23,9 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
-from pointnormals import io
+from pointnormals import o3d
 from pointnormals.data.cache import load_npz, params_key, save_npz
+from pointnormals.data.mesh import sample_mesh
 
 __all__ = ["LAYOUTS", "ModelNet40", "detect_layout"]
 
@@ -132,14 +133,14 @@ class ModelNet40(Dataset):
             arrays = load_npz(cached)
             return arrays["pos"], arrays["normal"]
         if self.layout == "resampled":
-            pos, normal = io.read_point_cloud(path)
+            pos, normal = o3d.read_point_cloud(path)
             if normal is None:
                 raise ValueError(f"{path}: expected 6 columns x,y,z,nx,ny,nz, got 3")
             pos, normal = pos @ _Y_UP_TO_Z_UP.T, normal @ _Y_UP_TO_Z_UP.T
         else:
-            mesh = io.read_triangle_mesh(path)
+            mesh = o3d.read_triangle_mesh(path)
             rng = np.random.default_rng(zlib.crc32(name.encode()))
-            pos, normal = io.sample_mesh(mesh, self.num_points, rng)
+            pos, normal = sample_mesh(mesh, self.num_points, rng)
         length = np.linalg.norm(normal, axis=1, keepdims=True)
         valid = length[:, 0] > 1e-6  # drop points without a usable normal
         if not valid.any():

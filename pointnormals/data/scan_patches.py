@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
 from pointnormals.data.dense import DenseClouds
+from pointnormals.geometry import haar_orthogonal
 from pointnormals.patching import SCALES, context_ranks
 
 __all__ = ["ScanPatches"]
@@ -95,7 +96,7 @@ class ScanPatches(Dataset):
         else:
             rng = np.random.default_rng([self.seed, index])
         pos, normal = self.cut(rng)
-        q = _random_orthogonal(rng)
+        q = haar_orthogonal(rng.normal(size=(3, 3)))  # O(3), reflections included
         pos = (pos - pos[0]) @ q.T  # relative to the centre: float32 keeps detail
         return Data(
             pos=torch.from_numpy(pos.astype(np.float32)),
@@ -167,9 +168,3 @@ class ScanPatches(Dataset):
 
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
-
-
-def _random_orthogonal(rng: np.random.Generator) -> np.ndarray:
-    """A Haar-random element of O(3) (reflections included)."""
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    return q * np.sign(np.diag(r))

@@ -27,8 +27,10 @@ import torch
 from torch.utils.data import Dataset
 from torch_geometric.data import Data
 
-from pointnormals import io
+from pointnormals import o3d
 from pointnormals.data.cache import load_npz, params_key, save_npz
+from pointnormals.data.mesh import Mesh, sample_mesh
+from pointnormals.geometry import haar_orthogonal
 
 __all__ = ["FAMILIES", "SHAPES", "SyntheticShapes", "generate_shape", "random_primitive"]
 
@@ -50,62 +52,61 @@ _SPLITS = {"train": 0, "val": 1, "test": 2}
 _VERSION = 1  # bump when the generator changes: old caches are then ignored
 
 
-def _centred(mesh: io.Mesh) -> io.Mesh:
+def _centred(mesh: Mesh) -> Mesh:
     box_centre = (mesh.vertices.min(0) + mesh.vertices.max(0)) / 2
-    return io.Mesh(mesh.vertices - box_centre, mesh.triangles)
+    return Mesh(mesh.vertices - box_centre, mesh.triangles)
 
 
-def _dodecahedron() -> io.Mesh:
+def _dodecahedron() -> Mesh:
     phi = (1 + math.sqrt(5)) / 2
     cube = [(x, y, z) for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]
     ring = [(0, a / phi, b * phi) for a in (-1, 1) for b in (-1, 1)]
     cyc = [p for r in ring for p in (r, (r[1], r[2], r[0]), (r[2], r[0], r[1]))]
-    return io.convex_hull(np.array(cube + cyc, dtype=np.float64) / math.sqrt(3))
+    return o3d.convex_hull(np.array(cube + cyc, dtype=np.float64) / math.sqrt(3))
 
 
-def _capsule(radius: float, length: float) -> io.Mesh:
+def _capsule(radius: float, length: float) -> Mesh:
     """A sphere cut at its equator and pulled apart (odd resolution: no equator ring)."""
-    sphere = io.primitive_mesh("sphere", radius=radius, resolution=41)
+    sphere = o3d.primitive_mesh("sphere", radius=radius, resolution=41)
     v = sphere.vertices.copy()
     v[:, 2] += np.sign(v[:, 2]) * length / 2
-    return io.Mesh(v, sphere.triangles)
+    return Mesh(v, sphere.triangles)
 
 
-def random_primitive(rng: np.random.Generator, thin_prob: float = 0.3) -> tuple[str, io.Mesh]:
+def random_primitive(rng: np.random.Generator, thin_prob: float = 0.3) -> tuple[str, Mesh]:
     """A random primitive of size about 1, centred, with random proportions."""
     name = SHAPES[rng.integers(len(SHAPES))]
     thin = rng.random() < thin_prob
     u = rng.uniform
     if name == "sphere":
-        mesh = io.primitive_mesh("sphere", radius=1.0, resolution=40)
+        mesh = o3d.primitive_mesh("sphere", radius=1.0, resolution=40)
     elif name == "box":
         extents = u(0.2, 1.5, 3)
         if thin:  # a plate
             extents[rng.integers(3)] = u(0.02, 0.06)
-        mesh = io.primitive_mesh("box", width=extents[0], height=extents[1], depth=extents[2])
+        mesh = o3d.primitive_mesh("box", width=extents[0], height=extents[1], depth=extents[2])
     elif name == "cylinder":
         radius = u(0.02, 0.06) if thin else u(0.2, 0.7)
         kw = {"height": u(0.5, 2.0), "resolution": 64, "split": 4}
-        mesh = io.primitive_mesh("cylinder", radius=radius, **kw)
+        mesh = o3d.primitive_mesh("cylinder", radius=radius, **kw)
     elif name == "cone":
         kw = {"height": u(0.5, 2.0), "resolution": 64, "split": 4}
-        mesh = io.primitive_mesh("cone", radius=u(0.3, 1.0), **kw)
+        mesh = o3d.primitive_mesh("cone", radius=u(0.3, 1.0), **kw)
     elif name == "torus":
         tube = u(0.04, 0.08) if thin else u(0.15, 0.5)
         kw = {"radial_resolution": 64, "tubular_resolution": 32}
-        mesh = io.primitive_mesh("torus", torus_radius=1.0, tube_radius=tube, **kw)
+        mesh = o3d.primitive_mesh("torus", torus_radius=1.0, tube_radius=tube, **kw)
     elif name == "capsule":
         mesh = _capsule(u(0.05, 0.1) if thin else u(0.2, 0.6), u(0.5, 1.5))
     elif name == "dodecahedron":
         mesh = _dodecahedron()
     else:
-        mesh = io.primitive_mesh(name, radius=1.0)
+        mesh = o3d.primitive_mesh(name, radius=1.0)
     return name, _centred(mesh)
 
 
 def _rotation(rng: np.random.Generator) -> np.ndarray:
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
+    q = haar_orthogonal(rng.normal(size=(3, 3)))
     return q if np.linalg.det(q) > 0 else -q
 
 
@@ -114,20 +115,20 @@ def _affine(rng: np.random.Generator, low: float = 0.4, high: float = 1.6) -> np
     return _rotation(rng) @ np.diag(stretch) @ _rotation(rng)
 
 
-def _displaced(mesh: io.Mesh, rng: np.random.Generator, target_faces: int = 8000) -> io.Mesh:
+def _displaced(mesh: Mesh, rng: np.random.Generator, target_faces: int = 8000) -> Mesh:
     iterations = max(0, math.ceil(math.log(target_faces / len(mesh.triangles), 4)))
-    mesh = io.subdivide(mesh, iterations) if iterations else mesh
+    mesh = o3d.subdivide(mesh, iterations) if iterations else mesh
     num_waves = 6
     omega = rng.normal(size=(num_waves, 3)) * rng.uniform(1.0, 3.0)
     phase = rng.uniform(0, 2 * np.pi, num_waves)
     amplitude = rng.uniform(0.03, 0.12) / math.sqrt(num_waves)
     field = amplitude * np.sin(mesh.vertices @ omega.T + phase).sum(1)  # (V,)
-    normals = io.vertex_normals(mesh)
-    return io.Mesh(mesh.vertices + field[:, None] * normals, mesh.triangles)
+    normals = o3d.vertex_normals(mesh)
+    return Mesh(mesh.vertices + field[:, None] * normals, mesh.triangles)
 
 
 def _sample_union(
-    parts: list[io.Mesh], num_points: int, rng: np.random.Generator
+    parts: list[Mesh], num_points: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Uniform samples of the boundary of the union of closed ``parts``."""
     area = np.array([_area(p) for p in parts])
@@ -135,11 +136,11 @@ def _sample_union(
     while total < num_points:
         counts = rng.multinomial(2 * num_points, area / area.sum())
         for i, (part, count) in enumerate(zip(parts, counts, strict=True)):
-            p, n = io.sample_mesh(part, int(count), rng)
+            p, n = sample_mesh(part, int(count), rng)
             outside = np.ones(len(p), dtype=bool)
             for j, other in enumerate(parts):
                 if j != i:
-                    outside &= ~io.inside_mesh(other, p)
+                    outside &= ~o3d.inside_mesh(other, p)
             points.append(p[outside])
             normals.append(n[outside])
             total += int(outside.sum())
@@ -147,7 +148,7 @@ def _sample_union(
     return np.concatenate(points)[keep], np.concatenate(normals)[keep]
 
 
-def _area(mesh: io.Mesh) -> float:
+def _area(mesh: Mesh) -> float:
     a, b, c = (mesh.vertices[mesh.triangles[:, i]] for i in range(3))
     return float(np.linalg.norm(np.cross(b - a, c - a), axis=1).sum() / 2)
 
@@ -171,7 +172,7 @@ def generate_shape(rng: np.random.Generator, num_points: int) -> tuple[np.ndarra
         mesh = mesh.transformed(_affine(rng))
     elif family == "displaced":
         mesh = _displaced(mesh, rng)
-    points, normals = io.sample_mesh(mesh, num_points, rng)
+    points, normals = sample_mesh(mesh, num_points, rng)
     return points, normals, f"{family}-{name}"
 
 

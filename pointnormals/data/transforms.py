@@ -19,6 +19,8 @@ import torch
 from torch import Generator, Tensor
 from torch_geometric.data import Data
 
+from pointnormals.geometry import normalize_cloud, rotation_from_quaternion
+
 __all__ = [
     "DENSITY_MODES",
     "PCPNET_NOISE",
@@ -50,21 +52,15 @@ def _select(data: Data, index: Tensor) -> Data:
 
 
 def normalize(data: Data) -> Data:
-    r"""Centre on the centroid and scale into the unit ball.
+    r"""Centre on the centroid and scale into the unit ball
+    (:func:`~pointnormals.geometry.normalize_cloud`).
 
-    .. math::
-        c = \frac1N \sum_i p_i, \qquad s = \max_i \lVert p_i - c \rVert, \qquad
-        p_i \mapsto (p_i - c) / s.
-
-    Both :math:`c` and :math:`s` commute with rotations and reflections, unlike a
-    bounding-box centre. They are stored as ``center`` ``(1, 3)`` and ``scale`` ``(1,)``
-    so that :func:`denormalize` can undo the map; normals are unchanged.
+    :math:`p_i \mapsto (p_i - c) / s`; the centroid :math:`c` and the radius :math:`s`
+    are stored as ``center`` ``(1, 3)`` and ``scale`` ``(1,)`` so that
+    :func:`denormalize` can undo the map; normals are unchanged.
     """
     out = data.clone()
-    center = data.pos.mean(0, keepdim=True)
-    scale = (data.pos - center).norm(dim=-1).max().clamp_min(1e-12).reshape(1)
-    out.pos = (data.pos - center) / scale
-    out.center, out.scale = center, scale
+    out.pos, out.center, out.scale = normalize_cloud(data.pos)
     return out
 
 
@@ -107,14 +103,8 @@ def random_orthogonal(mode: str, generator: Generator, axis: int = 2) -> Tensor:
         rot = eye.clone()
         rot[i, i], rot[i, j], rot[j, i], rot[j, j] = c, -s, s, c
         return rot
-    # Euler-Rodrigues map of a uniform unit quaternion (w, v): Haar on SO(3), and no
-    # LAPACK call (QR of a 3x3 matrix costs milliseconds under thread contention)
-    wv = torch.randn(4, generator=generator, dtype=torch.float64)
-    w, v = wv[0], wv[1:]
-    cross = torch.zeros(3, 3, dtype=torch.float64)
-    cross[0, 1], cross[0, 2], cross[1, 2] = -v[2], v[1], -v[0]
-    cross = cross - cross.T  # [v]_x
-    q = ((w * w - v @ v) * eye + 2 * torch.outer(v, v) + 2 * w * cross) / wv.pow(2).sum()
+    # a uniform unit quaternion: Haar on SO(3) without LAPACK (see rotation_from_quaternion)
+    q = rotation_from_quaternion(torch.randn(4, generator=generator, dtype=torch.float64))
     reflect = torch.rand((), generator=generator) < 0.5
     if mode == "o3" and reflect:
         q = q * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)  # q @ diag(-1, 1, 1)

@@ -5,32 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..geometry import random_orthogonal
 from .base import FrameBuilder
 from .frames import Frames
 
-
-def random_orthogonal(
-    n: int,
-    d: int = 3,
-    *,
-    reflections: bool = True,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    r"""``n`` Haar-random orthogonal matrices ``(n, d, d)``.
-
-    QR of a Gaussian matrix with the signs of ``diag(R)`` fixed (Mezzadri 2007) gives the
-    Haar measure on :math:`O(d)`; half the samples then have :math:`\det = -1`. With
-    ``reflections=False`` the first row is flipped where needed to land in :math:`SO(d)`.
-    """
-    dtype = dtype or torch.get_default_dtype()
-    a = torch.randn(n, d, d, dtype=torch.float64, generator=generator)
-    q, r = torch.linalg.qr(a)
-    q = q * torch.diagonal(r, dim1=-2, dim2=-1).sign().unsqueeze(-2)
-    if not reflections:
-        q[:, 0] *= torch.linalg.det(q).sign().unsqueeze(-1)
-    return q.to(dtype=dtype, device=device)
+__all__ = ["RandomFrames", "random_orthogonal"]
 
 
 class RandomFrames(FrameBuilder):

@@ -1,6 +1,8 @@
-"""Equivariant layers built on tensor frames (plain ``nn.Module``s, no Lightning/Hydra)."""
+"""Equivariant layers built on tensor frames (plain ``nn.Module``s, no Lightning/Hydra),
+the TF-PointNet++ model and its checkpoints (:func:`load_model`, :func:`save_model`)."""
 
 from .change_frame import ToGlobal, ToLocal
+from .checkpoint import load_model, save_model
 from .interpolate import TensorialInterpolation
 from .message_passing import TensorialMessagePassing
 from .point_conv import TensorialPointConv
@@ -14,5 +16,7 @@ __all__ = [
     "TensorialPointConv",
     "ToGlobal",
     "ToLocal",
+    "load_model",
     "normalize_clouds",
+    "save_model",
 ]

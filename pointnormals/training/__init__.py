@@ -1,6 +1,8 @@
-"""Training: the LightningModule, losses, metrics and checkpoint loading.
+"""Training: the LightningModule, losses and metrics.
 
-:func:`load_model` needs only torch (and this package); the rest imports Lightning.
+:func:`load_model` and :func:`save_model` live with the model
+(:mod:`pointnormals.nn.checkpoint`, torch only) and are re-exported here; the
+LightningModule imports Lightning when it is first asked for.
 
 >>> from pointnormals.training import load_model  # doctest: +SKIP
 >>> model = load_model("logs/train/runs/NAME/checkpoints/last.ckpt")  # doctest: +SKIP
@@ -10,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pointnormals.training.checkpoint import load_model, save_model
+from pointnormals.nn.checkpoint import load_model, save_model
 from pointnormals.training.losses import LOSSES, get_loss
-from pointnormals.training.metrics import METRICS, cloud_errors, normal_errors, unoriented_angle
+from pointnormals.training.metrics import METRICS, cloud_errors, normal_errors
 
 __all__ = [
     "LOSSES",
@@ -23,7 +25,6 @@ __all__ = [
     "load_model",
     "normal_errors",
     "save_model",
-    "unoriented_angle",
 ]
 
 

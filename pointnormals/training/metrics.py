@@ -7,16 +7,14 @@ so :math:`\hat n` and :math:`-\hat n` score the same:
     \theta = \operatorname{atan2}\big(\lVert \hat n \times n \rVert,\ |\hat n \cdot n|\big)
     \in [0°, 90°].
 
-``atan2`` keeps full precision near 0° where ``acos`` does not. Per cloud, following
-PCPNet and Nesti-Net: the mean angle, the RMSE angle
-:math:`\sqrt{\tfrac1N\sum_i \theta_i^2}`, the mean of :math:`1 - |\cos\theta|` and
-PGP(α), the percentage of points with :math:`\theta < α` (α = 5°, 10°). A split's value
-is the average over its clouds.
+(:func:`~pointnormals.geometry.angle_deg`; ``atan2`` keeps full precision near 0° where
+``acos`` does not). Per cloud, following PCPNet and Nesti-Net: the mean angle, the RMSE
+angle :math:`\sqrt{\tfrac1N\sum_i \theta_i^2}`, the mean of :math:`1 - |\cos\theta|`
+and PGP(α), the percentage of points with :math:`\theta < α` (α = 5°, 10°). A split's
+value is the average over its clouds.
 
 >>> pred = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
 >>> true = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
->>> unoriented_angle(pred, true)
-tensor([ 0.,  0., 90.])
 >>> {k: round(v.item(), 2) for k, v in normal_errors(pred, true).items()}
 {'angle': 30.0, 'rmse': 51.96, 'one_minus_cos': 0.33, 'pgp5': 66.67, 'pgp10': 66.67}
 """
@@ -27,7 +25,9 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
-__all__ = ["METRICS", "cloud_errors", "normal_errors", "unoriented_angle", "unoriented_cos"]
+from pointnormals.geometry import angle_deg
+
+__all__ = ["METRICS", "cloud_errors", "normal_errors", "unoriented_cos"]
 
 METRICS = ("angle", "rmse", "one_minus_cos", "pgp5", "pgp10")
 """Names of the per-cloud errors, in logging order."""
@@ -43,17 +43,6 @@ def unoriented_cos(pred: Tensor, target: Tensor) -> Tensor:
     return cos.abs().clamp(max=1.0)
 
 
-def unoriented_angle(pred: Tensor, target: Tensor) -> Tensor:
-    """Angle in degrees between the lines of ``pred`` and ``target``, in ``[0, 90]``.
-
-    Shapes:
-        pred, target: ``(N, 3)`` → ``(N,)``.
-    """
-    cross = torch.linalg.cross(pred, target, dim=-1).norm(dim=-1)  # (N,)
-    dot = (pred * target).sum(-1).abs()  # (N,)
-    return torch.rad2deg(torch.atan2(cross, dot))
-
-
 def cloud_errors(
     pred: Tensor, target: Tensor, batch: Tensor | None = None, num_clouds: int | None = None
 ) -> dict[str, Tensor]:
@@ -66,7 +55,7 @@ def cloud_errors(
         batch = torch.zeros(pred.size(0), dtype=torch.long, device=pred.device)
     if num_clouds is None:
         num_clouds = int(batch.max()) + 1 if batch.numel() else 0
-    angle = unoriented_angle(pred, target)  # (N,)
+    angle = angle_deg(pred, target)  # (N,) unoriented
     per_point = {
         "angle": angle,
         "rmse": angle.square(),

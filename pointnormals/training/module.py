@@ -21,9 +21,10 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 from torchmetrics import Metric
 
-from pointnormals.nn import TFPointNet
+from pointnormals.geometry import angle_deg
+from pointnormals.nn import TFPointNet, load_model
 from pointnormals.training.losses import get_loss
-from pointnormals.training.metrics import METRICS, cloud_errors, unoriented_angle
+from pointnormals.training.metrics import METRICS, cloud_errors
 
 __all__ = ["NormalErrors", "NormalEstimationModule"]
 
@@ -148,15 +149,13 @@ class NormalEstimationModule(L.LightningModule):
         """Load ``init_from``'s weights before fitting (Lightning restores a resumed
         run's checkpoint after this hook, so resuming keeps the run's own weights)."""
         if stage == "fit" and self.init_from is not None:
-            from pointnormals.training.checkpoint import load_model
-
             self.model.load_state_dict(load_model(self.init_from).state_dict())
 
     # ---- training -------------------------------------------------------------------
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         pred = self.model(batch.pos, batch.batch)  # (N, 3)
         loss = self.loss_fn(pred, batch.normal)
-        angle = unoriented_angle(pred.detach(), batch.normal).mean()
+        angle = angle_deg(pred.detach(), batch.normal).mean()
         log = {"batch_size": batch.num_graphs, "sync_dist": True, "on_step": True}
         self.log("train/loss", loss, prog_bar=True, on_epoch=True, **log)
         self.log("train/angle", angle, prog_bar=True, on_epoch=True, **log)

@@ -1,4 +1,4 @@
-"""Load a trained model from a checkpoint with torch alone (no Lightning, no Hydra).
+"""Checkpoint → model and back, with torch alone (no Lightning, no Hydra).
 
 Two formats load with ``torch.load(path, weights_only=True)``:
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from pointnormals.nn import TFPointNet
+from .tf_pointnet import TFPointNet
 
 __all__ = ["FORMAT_VERSION", "load_model", "model_config_of", "save_model"]
 

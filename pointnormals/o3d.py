@@ -1,8 +1,10 @@
-"""File I/O and mesh utilities: the only module of the package that touches Open3D.
+"""What the package asks of Open3D: point-cloud and mesh files, primitives, PCA normals.
 
-Open3D is imported lazily (:func:`_o3d`), so importing :mod:`pointnormals` never loads
-it. Every function takes and returns plain NumPy arrays or the small :class:`Mesh`
-value object; no Open3D type leaks out.
+Open3D is imported lazily (:func:`_open3d`), so importing :mod:`pointnormals` never
+loads it. Every function takes and returns plain NumPy arrays or the small
+:class:`~pointnormals.data.mesh.Mesh` value object; no Open3D type leaks out.
+(:mod:`pointnormals.cloudio` reads and writes the files of ``predict.py``, keeping
+every attribute; the mesh sampling is in :mod:`pointnormals.data.mesh`.)
 
 Errors on unreadable or malformed files are :class:`ValueError` with a one-line
 message that names the file and the problem.
@@ -13,23 +15,23 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from pointnormals.data.mesh import Mesh
+
 __all__ = [
     "POINT_CLOUD_SUFFIXES",
-    "Mesh",
     "convex_hull",
     "estimate_normals_pca",
     "inside_mesh",
     "primitive_mesh",
     "read_point_cloud",
     "read_triangle_mesh",
-    "sample_mesh",
     "subdivide",
     "vertex_normals",
     "write_point_cloud",
@@ -39,7 +41,7 @@ POINT_CLOUD_SUFFIXES = (".ply", ".pcd", ".xyz", ".xyzn", ".pts", ".txt")
 _PRIMITIVES = tuple("sphere box cylinder cone torus tetrahedron octahedron icosahedron".split())
 
 
-def _o3d() -> ModuleType:
+def _open3d() -> ModuleType:
     """Import Open3D on first use (it is slow to import and needs ``libusb-1.0``)."""
     import open3d
 
@@ -49,44 +51,28 @@ def _o3d() -> ModuleType:
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Silence Open3D warnings; failures are detected and raised by the caller."""
-    o3d = _o3d()
+    o3d = _open3d()
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
         yield
 
 
-@dataclass(frozen=True)
-class Mesh:
-    """A triangle mesh as arrays.
-
-    Shapes:
-        vertices: ``(V, 3)`` float64.
-        triangles: ``(F, 3)`` int64 vertex indices, counter-clockwise seen from outside
-        where the source defines an orientation.
-    """
-
-    vertices: np.ndarray
-    triangles: np.ndarray
-
-    def transformed(self, matrix: np.ndarray, offset: np.ndarray | None = None) -> Mesh:
-        r"""The mesh under :math:`x \mapsto A x + b`; winding flips when :math:`\det A < 0`."""
-        vertices = self.vertices @ np.asarray(matrix, dtype=np.float64).T
-        if offset is not None:
-            vertices = vertices + offset
-        flip = np.linalg.det(matrix) < 0
-        return Mesh(vertices, self.triangles[:, ::-1].copy() if flip else self.triangles)
-
-
 def _to_legacy(mesh: Mesh) -> Any:
-    o3d = _o3d()
+    o3d = _open3d()
     return o3d.geometry.TriangleMesh(
         o3d.utility.Vector3dVector(np.ascontiguousarray(mesh.vertices, dtype=np.float64)),
         o3d.utility.Vector3iVector(np.ascontiguousarray(mesh.triangles, dtype=np.int32)),
     )
 
 
+def _mesh(vertices: np.ndarray, triangles: np.ndarray) -> Mesh:
+    from pointnormals.data.mesh import Mesh  # not at import time: pointnormals.data uses us
+
+    return Mesh(vertices, triangles)
+
+
 def _from_legacy(mesh: Any) -> Mesh:
     vertices = np.asarray(mesh.vertices, dtype=np.float64).copy()
-    return Mesh(vertices, np.asarray(mesh.triangles, dtype=np.int64).copy())
+    return _mesh(vertices, np.asarray(mesh.triangles, dtype=np.int64).copy())
 
 
 def read_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -106,7 +92,7 @@ def read_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     if path.suffix.lower() == ".txt":
         return _read_txt(path)
     with _quiet():
-        cloud = _o3d().io.read_point_cloud(str(path))
+        cloud = _open3d().io.read_point_cloud(str(path))
     points = np.asarray(cloud.points, dtype=np.float64)
     if len(points) == 0:
         raise ValueError(f"{path}: no points could be read (empty or malformed file)")
@@ -148,7 +134,7 @@ def write_point_cloud(
         table = points if normals is None else np.hstack([points, np.reshape(normals, (-1, 3))])
         np.savetxt(path, table, fmt="%.6f", delimiter=",")
         return
-    o3d = _o3d()
+    o3d = _open3d()
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
     if normals is not None:
         cloud.normals = o3d.utility.Vector3dVector(np.asarray(normals, np.float64).reshape(-1, 3))
@@ -171,7 +157,7 @@ def read_triangle_mesh(path: str | Path) -> Mesh:
         if path.suffix.lower() == ".off":
             source = _fixed_off(path, stack)
         with _quiet():
-            legacy = _o3d().io.read_triangle_mesh(str(source))
+            legacy = _open3d().io.read_triangle_mesh(str(source))
     mesh = _from_legacy(legacy)
     if len(mesh.vertices) == 0 or len(mesh.triangles) == 0:
         raise ValueError(f"{path}: no triangles could be read (empty or malformed mesh)")
@@ -204,20 +190,20 @@ def primitive_mesh(name: str, **params: Any) -> Mesh:
     """
     if name not in _PRIMITIVES:
         raise ValueError(f"unknown primitive {name!r}, expected one of {_PRIMITIVES}")
-    o3d = _o3d()
+    o3d = _open3d()
     return _from_legacy(getattr(o3d.geometry.TriangleMesh, f"create_{name}")(**params))
 
 
 def convex_hull(points: np.ndarray) -> Mesh:
     """The convex hull of ``points`` ``(N, 3)`` as a closed, outward-oriented mesh."""
-    o3d = _o3d()
+    o3d = _open3d()
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
     hull = _from_legacy(cloud.compute_convex_hull()[0])
     # make every face normal point away from the centroid (the hull is convex)
     a, b, c = (hull.vertices[hull.triangles[:, i]] for i in range(3))
     outward = np.einsum("fi,fi->f", np.cross(b - a, c - a), a - hull.vertices.mean(0)) > 0
     triangles = np.where(outward[:, None], hull.triangles, hull.triangles[:, ::-1])
-    return Mesh(hull.vertices, triangles)
+    return _mesh(hull.vertices, triangles)
 
 
 def subdivide(mesh: Mesh, iterations: int = 1) -> Mesh:
@@ -234,7 +220,7 @@ def vertex_normals(mesh: Mesh) -> np.ndarray:
 
 def inside_mesh(mesh: Mesh, points: np.ndarray) -> np.ndarray:
     """Boolean mask ``(N,)``: which ``points`` lie strictly inside the closed ``mesh``."""
-    o3d = _o3d()
+    o3d = _open3d()
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(
         o3d.core.Tensor(np.ascontiguousarray(mesh.vertices, dtype=np.float32)),
@@ -242,31 +228,6 @@ def inside_mesh(mesh: Mesh, points: np.ndarray) -> np.ndarray:
     )
     query = o3d.core.Tensor(np.ascontiguousarray(points, dtype=np.float32))
     return scene.compute_occupancy(query, nthreads=1).numpy() > 0.5
-
-
-def sample_mesh(
-    mesh: Mesh, num_points: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Sample points uniformly on the surface with the normal of the sampled face.
-
-    Faces are drawn with probability proportional to their area, then a point
-    :math:`p = (1-\sqrt{u})\,a + \sqrt{u}(1-v)\,b + \sqrt{u}\,v\,c` with
-    :math:`u, v \sim U(0, 1)`; its normal is :math:`(b-a)\times(c-a)` normalised, so it is
-    exact for the sampled (flat) face. Degenerate faces are never drawn.
-
-    Returns:
-        ``points`` ``(num_points, 3)`` and unit ``normals`` ``(num_points, 3)``, float64.
-    """
-    a, b, c = (mesh.vertices[mesh.triangles[:, i]] for i in range(3))
-    cross = np.cross(b - a, c - a)
-    area = np.linalg.norm(cross, axis=1)
-    if not area.sum() > 0:
-        raise ValueError("mesh has zero surface area")
-    face = rng.choice(len(area), size=num_points, p=area / area.sum())
-    u, v = rng.random((2, num_points, 1))
-    su = np.sqrt(u)
-    points = (1 - su) * a[face] + su * (1 - v) * b[face] + su * v * c[face]
-    return points, cross[face] / area[face, None]
 
 
 def estimate_normals_pca(points: np.ndarray, k: int = 30) -> np.ndarray:
@@ -286,7 +247,7 @@ def estimate_normals_pca(points: np.ndarray, k: int = 30) -> np.ndarray:
     """
     points = np.asarray(points)
     dtype = points.dtype if np.issubdtype(points.dtype, np.floating) else np.float64
-    o3d = _o3d()
+    o3d = _open3d()
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
     cloud.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(knn=k))
     return np.asarray(cloud.normals).astype(dtype)

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pointnormals import io
+from pointnormals import o3d
+from pointnormals.data.mesh import sample_mesh
+from pointnormals.geometry import angle_deg
 
 CUBE_OFF = """{header}
 0 0 0
@@ -42,11 +44,6 @@ def write_cube_off(path: Path, glued: bool) -> Path:
     return path
 
 
-def unoriented_angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Angle between the lines spanned by unit vectors ``a`` and ``b``, in degrees."""
-    return np.degrees(np.arccos(np.clip(np.abs((a * b).sum(-1)), 0, 1)))
-
-
 def sphere_points(n: int, seed: int = 0) -> np.ndarray:
     p = np.random.default_rng(seed).normal(size=(n, 3))
     return p / np.linalg.norm(p, axis=1, keepdims=True)
@@ -54,7 +51,7 @@ def sphere_points(n: int, seed: int = 0) -> np.ndarray:
 
 def test_importing_the_package_does_not_import_open3d_or_lightning():
     code = (
-        "import sys, pointnormals.io, pointnormals.data;"
+        "import sys, pointnormals.o3d, pointnormals.data;"
         "print('open3d' in sys.modules, 'lightning' in sys.modules);"
         "import pointnormals.data.datamodule;"
         "print('open3d' in sys.modules)"
@@ -68,8 +65,8 @@ def test_point_cloud_round_trip_keeps_normals(tmp_path, suffix):
     points = np.random.default_rng(0).normal(size=(100, 3))
     normals = sphere_points(100, seed=1)
     path = tmp_path / f"cloud{suffix}"
-    io.write_point_cloud(path, points, normals)
-    points_read, normals_read = io.read_point_cloud(path)
+    o3d.write_point_cloud(path, points, normals)
+    points_read, normals_read = o3d.read_point_cloud(path)
     np.testing.assert_allclose(points_read, points, atol=1e-5)
     assert normals_read is not None
     np.testing.assert_allclose(normals_read, normals, atol=1e-5)
@@ -77,12 +74,12 @@ def test_point_cloud_round_trip_keeps_normals(tmp_path, suffix):
 
 def test_xyz_has_no_normals_and_refuses_to_drop_them(tmp_path):
     points = np.random.default_rng(0).normal(size=(50, 3))
-    io.write_point_cloud(tmp_path / "a.xyz", points)
-    points_read, normals_read = io.read_point_cloud(tmp_path / "a.xyz")
+    o3d.write_point_cloud(tmp_path / "a.xyz", points)
+    points_read, normals_read = o3d.read_point_cloud(tmp_path / "a.xyz")
     np.testing.assert_allclose(points_read, points, atol=1e-5)
     assert normals_read is None
     with pytest.raises(ValueError, match=r"\.xyzn"):
-        io.write_point_cloud(tmp_path / "b.xyz", points, sphere_points(50))
+        o3d.write_point_cloud(tmp_path / "b.xyz", points, sphere_points(50))
 
 
 @pytest.mark.parametrize(
@@ -100,7 +97,7 @@ def test_bad_point_cloud_files_raise_one_line_value_error(tmp_path, name, conten
     if content is not None:
         path.write_text(content)
     with pytest.raises(ValueError, match=message) as info:
-        io.read_point_cloud(path)
+        o3d.read_point_cloud(path)
     assert name in str(info.value) and "\n" not in str(info.value)
 
 
@@ -108,8 +105,8 @@ def test_glued_off_header_is_read_like_a_regular_one(tmp_path):
     glued = write_cube_off(tmp_path / "glued.off", glued=True)
     regular = write_cube_off(tmp_path / "regular.off", glued=False)
     # the quirk is real: plain Open3D returns an empty mesh for the glued header
-    assert len(io._o3d().io.read_triangle_mesh(str(glued)).triangles) == 0
-    mesh_glued, mesh_regular = io.read_triangle_mesh(glued), io.read_triangle_mesh(regular)
+    assert len(o3d._open3d().io.read_triangle_mesh(str(glued)).triangles) == 0
+    mesh_glued, mesh_regular = o3d.read_triangle_mesh(glued), o3d.read_triangle_mesh(regular)
     assert mesh_glued.vertices.shape == (8, 3) and mesh_glued.triangles.shape == (12, 3)
     np.testing.assert_array_equal(mesh_glued.vertices, mesh_regular.vertices)
     np.testing.assert_array_equal(mesh_glued.triangles, mesh_regular.triangles)
@@ -120,14 +117,14 @@ def test_bad_mesh_files_raise_value_error(tmp_path, content):
     path = tmp_path / "bad.off"
     path.write_text(content)
     with pytest.raises(ValueError, match=r"bad\.off"):
-        io.read_triangle_mesh(path)
+        o3d.read_triangle_mesh(path)
     with pytest.raises(ValueError, match="no such file"):
-        io.read_triangle_mesh(tmp_path / "missing.off")
+        o3d.read_triangle_mesh(tmp_path / "missing.off")
 
 
 def test_sample_mesh_is_uniform_on_the_surface_with_face_normals(tmp_path):
-    box = io.primitive_mesh("box", width=1.0, height=2.0, depth=3.0)
-    points, normals = io.sample_mesh(box, 60_000, np.random.default_rng(0))
+    box = o3d.primitive_mesh("box", width=1.0, height=2.0, depth=3.0)
+    points, normals = sample_mesh(box, 60_000, np.random.default_rng(0))
     extent = np.array([1.0, 2.0, 3.0])
     on_face = np.isclose(points, 0, atol=1e-9) | np.isclose(points, extent, atol=1e-9)
     assert on_face.any(1).all()  # every point lies on a face
@@ -139,47 +136,47 @@ def test_sample_mesh_is_uniform_on_the_surface_with_face_normals(tmp_path):
     area = np.array([2 * 3, 1 * 3, 1 * 2], dtype=float)
     share = np.bincount(axis, minlength=3) / len(points)
     np.testing.assert_allclose(share, area / area.sum(), atol=0.01)
-    again, _ = io.sample_mesh(box, 60_000, np.random.default_rng(0))
+    again, _ = sample_mesh(box, 60_000, np.random.default_rng(0))
     np.testing.assert_array_equal(points, again)
 
 
 def test_reflected_mesh_keeps_outward_normals():
-    sphere = io.primitive_mesh("sphere", radius=1.0, resolution=20)
+    sphere = o3d.primitive_mesh("sphere", radius=1.0, resolution=20)
     mirrored = sphere.transformed(np.diag([-1.0, 1.0, 1.0]), offset=np.array([2.0, 0, 0]))
-    points, normals = io.sample_mesh(mirrored, 2000, np.random.default_rng(0))
+    points, normals = sample_mesh(mirrored, 2000, np.random.default_rng(0))
     assert (((points - [2.0, 0, 0]) * normals).sum(1) > 0).all()
 
 
 def test_convex_hull_is_closed_and_outward():
-    hull = io.convex_hull(sphere_points(200))
-    points, normals = io.sample_mesh(hull, 3000, np.random.default_rng(0))
+    hull = o3d.convex_hull(sphere_points(200))
+    points, normals = sample_mesh(hull, 3000, np.random.default_rng(0))
     assert ((points * normals).sum(1) > 0).all()
-    assert io.inside_mesh(hull, np.zeros((1, 3)))[0]
+    assert o3d.inside_mesh(hull, np.zeros((1, 3)))[0]
 
 
 def test_inside_mesh():
-    sphere = io.primitive_mesh("sphere", radius=1.0, resolution=20)
+    sphere = o3d.primitive_mesh("sphere", radius=1.0, resolution=20)
     query = sphere_points(200) * np.r_[np.full(100, 0.5), np.full(100, 1.5)][:, None]
-    np.testing.assert_array_equal(io.inside_mesh(sphere, query), np.arange(200) < 100)
+    np.testing.assert_array_equal(o3d.inside_mesh(sphere, query), np.arange(200) < 100)
 
 
 def test_subdivide_and_vertex_normals():
-    sphere = io.primitive_mesh("sphere", radius=1.0, resolution=10)
-    fine = io.subdivide(sphere, 2)
+    sphere = o3d.primitive_mesh("sphere", radius=1.0, resolution=10)
+    fine = o3d.subdivide(sphere, 2)
     assert len(fine.triangles) == 16 * len(sphere.triangles)
-    normals = io.vertex_normals(fine)
+    normals = o3d.vertex_normals(fine)
     radial = fine.vertices / np.linalg.norm(fine.vertices, axis=1, keepdims=True)
     assert np.median((normals * radial).sum(1)) > 0.99
     with pytest.raises(ValueError, match="unknown primitive"):
-        io.primitive_mesh("teapot")
+        o3d.primitive_mesh("teapot")
 
 
 def test_pca_normals_on_plane_and_sphere():
     rng = np.random.default_rng(0)
     plane = np.c_[rng.uniform(-1, 1, (2000, 2)), np.zeros(2000)].astype(np.float32)
-    normals = io.estimate_normals_pca(plane, k=20)
+    normals = o3d.estimate_normals_pca(plane, k=20)
     assert normals.dtype == np.float32 and normals.shape == (2000, 3)
     np.testing.assert_allclose(np.abs(normals[:, 2]), 1, atol=1e-5)
     sphere = sphere_points(5000)
-    angle = unoriented_angle_deg(io.estimate_normals_pca(sphere, k=30), sphere)
+    angle = angle_deg(o3d.estimate_normals_pca(sphere, k=30), sphere)
     assert np.median(angle) < 2
