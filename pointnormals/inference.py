@@ -47,6 +47,7 @@ import torch
 from torch import Tensor, nn
 
 from pointnormals import graph
+from pointnormals.geometry import normalize_cloud
 from pointnormals.nn.precision import float32_mlps
 from pointnormals.patching import (
     SCALES,
@@ -171,10 +172,9 @@ def predict_normals(
     n = points.size(0)
     device = next(model.parameters()).device
     dtype = torch.float32 if precision == "float32" else torch.float64
-    pos64 = points.to(device, torch.float64)
-    pos64 = pos64 - pos64.mean(0)  # exact centring before any rounding
-    # unit scale for the neighbour search; the model normalises every patch itself
-    pos = (pos64 / pos64.norm(dim=-1).max().clamp_min(1e-300)).to(dtype)
+    # centred and scaled to the unit ball in float64 before any rounding (far-away
+    # coordinates keep their precision); the model normalises every patch itself
+    pos = normalize_cloud(points.to(device, torch.float64), eps=1e-300)[0].to(dtype)
     with _mlps_in_own_dtype(model, dtype):
         if n <= patch_points:
             normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
