@@ -118,10 +118,13 @@ def validate_points(points: Tensor) -> None:
         raise ValueError(f"{bad} of {n} points have non-finite (NaN/inf) coordinates")
 
 
-SURFACE_FACTOR = 4.0
+SURFACE_FACTOR = 2.0
 """``scale=None``: the context spans at least this many times the points a neighbourhood
-needs to look like a surface (:func:`~pointnormals.patching.surface_points`); calibrated
-on noisy training meshes (see :func:`choose_scale`)."""
+needs to look like a surface (:func:`~pointnormals.patching.surface_points`). Calibrated
+by ``scripts/calibrate_scale.py`` on training meshes (cow, teapot, beast, homer; 30k and
+150k points; noise 0-1.2 %): the RMSE of the chosen scale is 1.0099x that of the best
+scale per cloud (geometric mean; worst 1.13x), against 1.031x (worst 1.32x) for a
+fixed scale 1 and 1.011x for a factor of 4."""
 
 
 def choose_scale(surface: float, patch_points: int) -> int:
