@@ -127,11 +127,11 @@ scale per cloud (geometric mean; worst 1.13x), against 1.031x (worst 1.32x) for 
 fixed scale 1 and 1.011x for a factor of 4."""
 
 
-def choose_scale(surface: float, patch_points: int) -> int:
+def choose_scale(surface: float, patch_points: int, factor: float = SURFACE_FACTOR) -> int:
     """The smallest context scale ``s`` of :data:`~pointnormals.patching.SCALES` with
-    ``s * patch_points >= SURFACE_FACTOR * surface`` (the largest when none is)."""
+    ``s * patch_points >= factor * surface`` (the largest when none is)."""
     for scale in SCALES:
-        if scale * patch_points >= SURFACE_FACTOR * surface:
+        if scale * patch_points >= factor * surface:
             return scale
     return SCALES[-1]
 

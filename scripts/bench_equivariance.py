@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from pointnormals import api
-from pointnormals.frames.random import random_orthogonal
+from pointnormals.geometry import angle_deg, random_orthogonal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_accuracy import GROUPS, SOURCES, make_clouds
@@ -43,8 +43,7 @@ def gap_degrees(points: np.ndarray, model: torch.nn.Module, precision: str, seed
     moved = (pos @ q.T + shift)[perm]
     n = api.estimate(pos, model=model, precision=precision)
     n_moved = api.estimate(moved, model=model, precision=precision)
-    cos = (n_moved * (n @ q.T)[perm]).sum(-1).abs().clamp(max=1.0)
-    return torch.rad2deg(torch.arccos(cos)).numpy()
+    return angle_deg(n_moved, (n @ q.T)[perm]).numpy()
 
 
 def main() -> None:

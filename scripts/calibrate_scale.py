@@ -67,7 +67,7 @@ def main() -> None:
     for factor in FACTORS:
         ratios = []
         for _, k_star, rmse in rows:
-            chosen = next((s for s in SCALES if s * args.patch_points >= factor * k_star), 8)
+            chosen = inference.choose_scale(k_star, args.patch_points, factor)
             ratios.append(rmse[chosen] / min(rmse.values()))
         mean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
         print(f"{factor:14g}  {mean:.4f}   worst {max(ratios):.3f}")
