@@ -53,6 +53,7 @@ from pointnormals.patching import (
     SCALES,
     Patches,
     blend,
+    flat_patch_normals,
     context_ranks,
     depth_weights,
     plan_patches,
@@ -240,6 +241,7 @@ def _run_patches(
         batch = _repeat(b, seen, device)
         visible = local[:, ranks].reshape(-1, 3)
         pred = model(visible, batch)  # (B * P, 3)
+        pred = flat_patch_normals(visible.view(b, seen, 3), pred.view(b, seen, 3)).view(-1, 3)
         # every context point, then every attached outside point, takes the prediction
         # of the nearest point the model saw in its patch
         lo, hi = int(bounds[call]), int(bounds[call + 1])

@@ -36,6 +36,7 @@ __all__ = [
     "blend",
     "context_ranks",
     "depth_weights",
+    "flat_patch_normals",
     "plan_patches",
     "surface_points",
 ]
@@ -193,6 +194,36 @@ def depth_weights(distance: Tensor, radius: Tensor) -> Tensor:
     """
     depth = distance / radius.clamp_min(torch.finfo(distance.dtype).tiny)
     return (1 - depth.square()).clamp_min(0).square() + 1e-4
+
+
+FLAT = 1e-5
+"""Thickness below which a patch counts as flat (see :func:`flat_patch_normals`)."""
+
+
+def flat_patch_normals(local: Tensor, pred: Tensor, tol: float = FLAT) -> Tensor:
+    r"""The predictions, with those of flat patches replaced by the plane's normal.
+
+    With :math:`\lambda_1 \ge \lambda_2 \ge \lambda_3` the eigenvalues of a patch's
+    covariance, the patch is flat when its thickness
+    :math:`\sqrt{\lambda_3 / (\lambda_1 + \lambda_2 + \lambda_3)} \le` ``tol``; every
+    point of it then gets the last eigenvector. Why: a flat patch (a CAD face, a synthetic
+    plane) is its own mirror image, so no frame can orient its normal axis equivariantly
+    (the frames fall back to :math:`\det R = +1`) and the network's answer would change
+    under reflections, while the plane's normal is exact and equivariant. The thickness
+    is invariant under rotations, reflections, translations and scaling.
+
+    Shapes:
+        local: ``(B, P, 3)`` points of ``B`` patches; pred: ``(B, P, 3)`` → ``(B, P, 3)``.
+    """
+    centred = local - local.mean(1, keepdim=True)
+    cov = centred.transpose(1, 2) @ centred  # (B, 3, 3)
+    values, vectors = torch.linalg.eigh(cov)  # ascending
+    total = values.sum(-1).clamp_min(torch.finfo(values.dtype).tiny)
+    flat = values[:, 0].clamp_min(0) / total <= tol**2  # (B,)
+    if not bool(flat.any()):
+        return pred
+    plane = vectors[:, :, 0].to(pred.dtype).unsqueeze(1).expand_as(pred)
+    return torch.where(flat[:, None, None], plane, pred)
 
 
 def blend(point: Tensor, weight: Tensor, normal: Tensor, num_points: int) -> Tensor:

@@ -262,16 +262,17 @@ def test_gram_schmidt_frames_are_equivariant():
     assert_equivariant(gram_schmidt_frames, [v1, v2, a], ["normal"] * 3, "frames", trials=6)
 
 
-def test_gram_schmidt_second_anchor_decides_when_the_first_is_coplanar():
-    """v1, v2, a coplanar (a = v1 + v2): the sign comes from anchor2 and follows det Q;
-    without anchor2 it is +1 (the documented single-anchor limit): reflections fail."""
-    v1, v2, a2 = torch.randn(3, 64, 3, dtype=F64)
-    args, types = [v1, v2, v1 + v2, a2], ["normal"] * 4
+def test_gram_schmidt_first_non_coplanar_fallback_decides():
+    """v1, v2, a coplanar (a = v1 + v2), the first fallback too (v1 - v2): the sign comes
+    from the second fallback and follows det Q; without fallbacks it is +1 (the
+    documented limit): reflections fail."""
+    v1, v2, a3 = torch.randn(3, 64, 3, dtype=F64)
+    args, types = [v1, v2, v1 + v2, v1 - v2, a3], ["normal"] * 5
 
-    def with_anchor2(v1, v2, a, a2):
-        return gram_schmidt_frames(v1, v2, a, anchor2=a2)
+    def with_fallbacks(v1, v2, a, a2, a3):
+        return gram_schmidt_frames(v1, v2, a, fallbacks=(a2, a3))
 
-    assert_equivariant(with_anchor2, args, types, "frames", trials=6)
+    assert_equivariant(with_fallbacks, args, types, "frames", trials=6)
     errors = equivariance_errors(gram_schmidt_frames, args[:3], types[:3], "frames", trials=6)
     rotations, reflections = [t for t in errors if t.det > 0], [t for t in errors if t.det < 0]
     assert all(t.error <= TOLERANCES[t.dtype]["feature"] for t in rotations)

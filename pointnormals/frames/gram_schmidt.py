@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -26,7 +28,7 @@ def _normalize(v: Tensor, eps: float) -> tuple[Tensor, Tensor]:
 
 
 def gram_schmidt_frames(
-    v1: Tensor, v2: Tensor, anchor: Tensor, eps: float = 1e-6, anchor2: Tensor | None = None
+    v1: Tensor, v2: Tensor, anchor: Tensor, eps: float = 1e-6, fallbacks: Sequence[Tensor] = ()
 ) -> Tensor:
     r"""Orthonormal frames (rows) from two direction vectors and an anchor, in 3-D.
 
@@ -45,12 +47,12 @@ def gram_schmidt_frames(
         * :math:`v_2 \parallel e_1`: :math:`e_2` from ``anchor``, then from the global
           axis least aligned with :math:`e_1` (not equivariant).
         * :math:`|(e_1\times e_2)\cdot a| \le \epsilon \lVert a\rVert`: the sign comes
-          from ``anchor2`` :math:`a_2` (an optional second equivariant vector) instead;
-          if that is in the plane too (e.g. planar neighbourhoods): :math:`s = +1`
-          (rotation-, but not reflection-equivariant).
+          from the first of ``fallbacks`` (more equivariant vectors, e.g. from a wider
+          neighbourhood) that is not in the plane of :math:`e_1, e_2` either; if none
+          is: :math:`s = +1` (rotation-, but not reflection-equivariant).
 
     Shapes:
-        v1, v2, anchor: ``(N, 3)`` → frames ``(N, 3, 3)``.
+        v1, v2, anchor, each of fallbacks: ``(N, 3)`` → frames ``(N, 3, 3)``.
     """
     e1, ok1 = _normalize(v1, eps)
     a1, ok_a = _normalize(anchor, eps)
@@ -67,9 +69,9 @@ def gram_schmidt_frames(
     # |c·a| below eps·|a| counts as zero: e.g. a planar neighbourhood, where rounding
     # noise would otherwise pick the orientation at random
     dot, tol = (c * anchor).sum(-1, keepdim=True), eps * anchor.norm(dim=-1, keepdim=True)
-    if anchor2 is not None:  # a near-coplanar anchor by coincidence: ask the second one
-        dot2, tol2 = (c * anchor2).sum(-1, keepdim=True), eps * anchor2.norm(dim=-1, keepdim=True)
-        use2 = dot.abs() <= tol
-        dot, tol = torch.where(use2, dot2, dot), torch.where(use2, tol2, tol)
+    for other in fallbacks:  # a coplanar anchor: ask the next vector
+        dot2, tol2 = (c * other).sum(-1, keepdim=True), eps * other.norm(dim=-1, keepdim=True)
+        undecided = dot.abs() <= tol
+        dot, tol = torch.where(undecided, dot2, dot), torch.where(undecided, tol2, tol)
     s = torch.where(dot < -tol, -1.0, 1.0).to(c.dtype)
     return torch.stack([e1, e2, s * c], dim=-2)

@@ -30,9 +30,12 @@ class LearnedFrames(FrameBuilder):
         v_k = \sum_j w_{k,ij}\,\mathrm{env}(t_{ij})\,\hat r_{ij},\qquad
         a = \sum_j \mathrm{env}(t_{ij})\,\hat r_{ij}
 
-    and :math:`R_i = \mathrm{GS}(v_1, v_2; a, a_2)` with a second anchor
-    :math:`a_2 = \sum_j \mathrm{env}(t_{ij})\, t_{ij}^2\, r_{ij}` that decides the
-    orientation where :math:`v_1, v_2, a` happen to be nearly coplanar. All weights are
+    and :math:`R_i = \mathrm{GS}(v_1, v_2; a, a_2, a_3)`, where two fallback anchors
+    decide the orientation when :math:`v_1, v_2, a` are (nearly) coplanar: first
+    :math:`a_2 = \sum_j \mathrm{env}(t_{ij})\, t_{ij}^2\, r_{ij}`, then, for a planar
+    neighbourhood (where every local vector lies in the plane), the offset to the
+    centroid of the point's cloud :math:`a_3 = \bar p - p_i`. Only a planar
+    neighbourhood whose plane contains the centroid keeps :math:`\det R_i = +1`. All weights are
     invariant, so :math:`v_k, a \to Q v_k, Q a` and :math:`R_i \to R_i Q^\top` for every
     :math:`Q\in O(3)` (the anchor ``a`` makes :math:`\det R_i` follow reflections). The
     normalised distances make the frames scale invariant too; the envelope damps the
@@ -78,9 +81,18 @@ class LearnedFrames(FrameBuilder):
         weighted = (env.unsqueeze(-1) * w).unsqueeze(-1) * unit.unsqueeze(-2)  # (E, 2, 3)
         v = scatter(weighted, dst, dim=0, dim_size=n, reduce="sum")  # (N, 2, 3)
         anchor = scatter(env.unsqueeze(-1) * unit, dst, dim=0, dim_size=n, reduce="sum")
-        # decides the orientation where v_1, v_2 and a happen to be nearly coplanar
+        # decide the orientation where v_1, v_2 and a are nearly coplanar
         anchor2 = scatter((env * t * t).unsqueeze(-1) * rel, dst, dim=0, dim_size=n, reduce="sum")
-        return Frames(gram_schmidt_frames(v[:, 0], v[:, 1], anchor, anchor2=anchor2))
+        anchor3 = _to_centroid(pos, batch)  # a planar neighbourhood: look at the whole cloud
+        fallbacks = (anchor2, anchor3)
+        return Frames(gram_schmidt_frames(v[:, 0], v[:, 1], anchor, fallbacks=fallbacks))
+
+
+def _to_centroid(pos: Tensor, batch: Tensor | None) -> Tensor:
+    """``(N, 3)``: from each point to the centroid of its cloud (equivariant, no scale)."""
+    if batch is None:
+        return pos.mean(0, keepdim=True) - pos
+    return scatter(pos, batch, dim=0, reduce="mean")[batch] - pos
 
 
 class FrameUpdate(nn.Module):

@@ -32,6 +32,16 @@ def _first_sign(rules: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
     return (first * rules.sign()).sum(-1), decisive.any(-1)
 
 
+def _to_centroid(pos: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
+    """From each point to its cloud's centroid ``(N, d)``, and the cloud's RMS radius
+    about the centroid ``(N,)`` (floored at the dtype's ``tiny``)."""
+    if batch is None:
+        batch = torch.zeros(pos.size(0), dtype=torch.long, device=pos.device)
+    centroid = scatter(pos, batch, dim=0, reduce="mean")[batch]
+    rho2 = scatter((pos - centroid).pow(2).sum(-1), batch, dim=0, reduce="mean")[batch]
+    return centroid - pos, rho2.clamp_min(torch.finfo(pos.dtype).tiny).sqrt()
+
+
 class PCAFrames(FrameBuilder):
     r"""Frames from principal axes of each point's neighbourhood.
 
@@ -50,7 +60,10 @@ class PCAFrames(FrameBuilder):
     2. the offset of the centre :math:`e_a\cdot(\bar p_i - p_i) / \sigma_i`;
     3. the co-skewness with each other axis :math:`b`, by decreasing eigenvalue,
        :math:`\langle z_a z_b^2\rangle / \sigma_i^3` — for the normal of a saddle, where
-       1 and 2 vanish, this is the curvature along the principal tangent :math:`e_b`.
+       1 and 2 vanish, this is the curvature along the principal tangent :math:`e_b`;
+    4. the offset of the whole cloud's centroid :math:`e_a\cdot(\bar p - p_i) / \rho`,
+       :math:`\rho` the cloud's RMS radius — for the normal of a planar neighbourhood
+       (a CAD face), where every local rule vanishes.
 
     Every rule is odd in :math:`e_a` and even in every other axis, so it flips with its
     own axis only, and it commutes with :math:`Q \in O(d)`: a decided axis follows
@@ -58,13 +71,13 @@ class PCAFrames(FrameBuilder):
     An axis with every rule below ``tol`` takes the first rule above the float
     precision floor :math:`\sqrt{\varepsilon}` (still equivariant, less margin against
     rounding; only where :math:`\sqrt{\varepsilon} <` ``tol``, i.e. float64). What is
-    left has all its odd moments zero to rounding — a neighbourhood symmetric under
-    the mirror :math:`e_a \to -e_a` (a planar patch for the normal), where no
-    equivariant sign exists. Then, deterministically:
+    left is symmetric under the mirror :math:`e_a \to -e_a` locally and has the
+    cloud's centroid on the mirror plane, where no equivariant sign exists. Then,
+    deterministically:
 
-    4. if exactly one axis is undecided (``d = 3``): :math:`\det R_i = +1`
+    5. if exactly one axis is undecided (``d = 3``): :math:`\det R_i = +1`
        (rotation- but not reflection-equivariant);
-    5. otherwise the eigen-solver's sign (deterministic, not equivariant).
+    6. otherwise the eigen-solver's sign (deterministic, not equivariant).
 
     Degenerate neighbourhoods: coincident points give :math:`C_i = 0` and collinear or
     planar ones repeated eigenvalues; the eigenvectors of a repeated eigenvalue are
@@ -109,11 +122,14 @@ class PCAFrames(FrameBuilder):
         m3 = _sum(z.unsqueeze(-1) * z.pow(2).unsqueeze(-2), dst, n) / count.unsqueeze(-1)
         m1 = (axes @ (mean - pos).unsqueeze(-1)).squeeze(-1)  # (N, d)
         sigma = scale2.clamp_min(torch.finfo(pos.dtype).tiny).sqrt()[:, None, None]  # (N, 1, 1)
-        rules = torch.cat(  # (N, d, d + 1): the sign rules of each axis, in order
+        to_centroid, rho = _to_centroid(pos, batch)  # (N, d), (N,)
+        m_cloud = (axes @ to_centroid.unsqueeze(-1)) / rho[:, None, None]  # (N, d, 1)
+        rules = torch.cat(  # (N, d, d + 2): the sign rules of each axis, in order
             [
                 torch.diagonal(m3, dim1=-2, dim2=-1).unsqueeze(-1) / sigma.pow(3),
                 m1.unsqueeze(-1) / sigma,
                 m3.gather(-1, _others(d, pos.device).expand(n, -1, -1)) / sigma.pow(3),
+                m_cloud,
             ],
             dim=-1,
         )
