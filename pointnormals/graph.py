@@ -9,14 +9,16 @@ neighbours ``j`` (sources), ``edge_index[1]`` the receivers ``i`` (targets).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch_cluster
 from torch import Tensor
 
 __all__ = [
+    "Neighbourhood",
     "PatchSearch",
     "farthest_point_sample",
-    "fixed_degree",
     "knn",
     "knn_dense",
     "knn_graph",
@@ -25,25 +27,59 @@ __all__ = [
 ]
 
 
-def _mark_degree(edge_index: Tensor, k: int, num_dst: int) -> Tensor:
-    """Record that every receiver has exactly ``k`` edges, grouped by receiver in order.
+@dataclass(frozen=True)
+class Neighbourhood:
+    r"""Edges ``j → i`` from ``num_src`` sources to ``num_dst`` receivers, and their layout.
 
-    torch_cluster's kNN output is grouped by receiver (ascending) and has at most ``k``
-    edges each, so ``E == k * num_dst`` proves the structure without a host sync.
-    Tensorial layers then move all ``k`` messages of a receiver with one matrix.
+    ``degree`` is ``k`` when receiver ``i`` has exactly the ``k`` consecutive edges
+    ``k·i … k·i + k − 1`` (a kNN graph): tensorial layers then move all ``k`` messages
+    of a receiver with one matrix. Build it with :meth:`knn` or :meth:`radius`; a
+    hand-made one has ``degree=None``, the safe default for any edge order.
+
+    Shapes:
+        edge_index: ``(2, E)``, row 0 the sources ``j``, row 1 the receivers ``i``.
     """
-    if edge_index.size(1) == k * num_dst:
-        edge_index.fixed_degree = k
-    return edge_index
 
+    edge_index: Tensor
+    num_src: int
+    num_dst: int
+    degree: int | None = None
 
-def fixed_degree(edge_index: Tensor) -> int | None:
-    """``k`` if every receiver of ``edge_index`` has exactly ``k`` consecutive edges.
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(num_src, num_dst)``, PyG's ``size`` argument of ``propagate``."""
+        return self.num_src, self.num_dst
 
-    Only graphs built by :func:`knn`/:func:`knn_graph` carry the mark; any derived tensor
-    (indexing, concatenation) loses it, which is the safe default.
-    """
-    return getattr(edge_index, "fixed_degree", None)
+    @classmethod
+    def knn(
+        cls,
+        pos_src: Tensor,
+        pos_dst: Tensor,
+        k: int,
+        batch_src: Tensor | None = None,
+        batch_dst: Tensor | None = None,
+    ) -> Neighbourhood:
+        """The :func:`knn` graph. torch_cluster groups its output by receiver (ascending)
+        with at most ``k`` edges each, so ``E == k·num_dst`` proves the fixed degree
+        without a host sync."""
+        edge_index = knn(pos_src, pos_dst, k, batch_src, batch_dst)
+        n_dst = pos_dst.size(0)
+        degree = k if edge_index.size(1) == k * n_dst else None
+        return cls(edge_index, pos_src.size(0), n_dst, degree)
+
+    @classmethod
+    def radius(
+        cls,
+        pos_src: Tensor,
+        pos_dst: Tensor,
+        r: float,
+        batch_src: Tensor | None = None,
+        batch_dst: Tensor | None = None,
+        max_num_neighbors: int = 64,
+    ) -> Neighbourhood:
+        """The :func:`radius` graph (any number of edges per receiver)."""
+        edge_index = radius(pos_src, pos_dst, r, batch_src, batch_dst, max_num_neighbors)
+        return cls(edge_index, pos_src.size(0), pos_dst.size(0))
 
 
 def knn(
@@ -71,7 +107,7 @@ def knn(
             raise ValueError(f"knn: k={k} > {CUDA_KNN_MAX_K} on CUDA needs batch=None")
         return knn_dense(pos_src, pos_dst, k)
     dst, src = torch_cluster.knn(pos_src, pos_dst, k, batch_src, batch_dst)
-    return _mark_degree(torch.stack([src, dst], dim=0), k, pos_dst.size(0))
+    return torch.stack([src, dst], dim=0)
 
 
 CUDA_KNN_MAX_K = 100
@@ -83,7 +119,7 @@ def knn_dense(pos_src: Tensor, pos_dst: Tensor, k: int, chunk_elements: int = 2*
 
     For large ``k`` on a GPU (patches of a scan), where torch_cluster's CUDA kernel stops
     at :data:`CUDA_KNN_MAX_K`. Memory: ``chunk_elements`` distances at a time. Same
-    output as :func:`knn` (nearest first per receiver, fixed degree marked).
+    output as :func:`knn` (nearest first per receiver).
     """
     k = min(k, pos_src.size(0))
     rows = max(1, chunk_elements // max(1, pos_src.size(0)))
@@ -94,7 +130,7 @@ def knn_dense(pos_src: Tensor, pos_dst: Tensor, k: int, chunk_elements: int = 2*
         cols.append(dist.topk(k, dim=1, largest=False, sorted=True).indices)
     src = torch.cat(cols).reshape(-1)
     dst = torch.arange(pos_dst.size(0), device=pos_dst.device).repeat_interleave(k)
-    return _mark_degree(torch.stack([src, dst], dim=0), k, pos_dst.size(0))
+    return torch.stack([src, dst], dim=0)
 
 
 class PatchSearch:
@@ -129,8 +165,7 @@ class PatchSearch:
 
 def knn_graph(pos: Tensor, k: int, batch: Tensor | None = None, loop: bool = False) -> Tensor:
     """The kNN graph of one (batched) cloud; ``edge_index`` ``(2, N*k)``, j → i."""
-    edge_index = torch_cluster.knn_graph(pos, k, batch, loop=loop, flow="source_to_target")
-    return _mark_degree(edge_index, k, pos.size(0))
+    return torch_cluster.knn_graph(pos, k, batch, loop=loop, flow="source_to_target")
 
 
 def radius(

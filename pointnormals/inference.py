@@ -53,9 +53,9 @@ from pointnormals.patching import (
     SCALES,
     Patches,
     blend,
-    flat_patch_normals,
     context_ranks,
     depth_weights,
+    flat_patch_normals,
     plan_patches,
     surface_points,
 )

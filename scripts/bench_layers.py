@@ -7,7 +7,7 @@ frames are built once per graph (as in the model, where all layers share them; t
 construction time is reported separately) and the input features are moved into them
 once (``ToLocal``), outside the timed step.
 
-    python scripts/bench_layers.py [--points 5000] [--k 10] [--repeats 20] [--generic]
+    python scripts/bench_layers.py [--points 5000] [--k 10] [--repeats 20] [--radius R]
 """
 
 from __future__ import annotations
@@ -39,9 +39,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument(
-        "--generic", action="store_true", help="the generic TensorialMessagePassing route"
-    )
+    parser.add_argument("--radius", type=float, default=None, help="a ball graph instead of kNN")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -50,8 +48,11 @@ def main() -> None:
     torch.manual_seed(0)
 
     pos = torch.rand(args.points, 3, device=device)
-    edge_index = graph.knn_graph(pos, args.k)
-    conv = TensorialPointConv(args.reps, args.reps, [64, 64], fused=not args.generic).to(device)
+    if args.radius is None:  # k edges per receiver: one matrix moves them all
+        nbhd = graph.Neighbourhood.knn(pos, pos, args.k)
+    else:  # any number of edges: per-edge receiver frames
+        nbhd = graph.Neighbourhood.radius(pos, pos, args.radius, max_num_neighbors=args.k)
+    conv = TensorialPointConv(args.reps, args.reps, [64, 64]).to(device)
     x_global = torch.randn(args.points, conv.reps_in.dim, device=device)
     to_local = ToLocal(conv.reps_in)
     learned = LearnedFrames(k=16).to(device)
@@ -60,7 +61,7 @@ def main() -> None:
         frames, x_local = variant
         frames = Frames(frames.matrices, frames.det, frames.is_identity)  # empty edge cache
         x = x_local.detach().requires_grad_(True)
-        out = conv(x, pos, edge_index, frames)
+        out = conv(x, pos, nbhd, frames)
         out.square().mean().backward()
 
     with torch.no_grad():  # the layer's inputs: frames and features in those frames
@@ -81,7 +82,8 @@ def main() -> None:
     med = {name: statistics.median(t) for name, t in times.items()}
     print(
         f"device={device} threads={torch.get_num_threads()} points={args.points} "
-        f"edges={edge_index.size(1)} reps={args.reps} path={'generic' if args.generic else 'fused'}"
+        f"edges={nbhd.edge_index.size(1)} reps={args.reps} "
+        f"graph={'knn' if args.radius is None else f'radius {args.radius}'}"
     )
     for name, value in med.items():
         print(f"{name:9s} forward+backward {value:8.2f} ms (median of {args.repeats})")

@@ -14,5 +14,5 @@ def test_dense_knn_equals_torch_cluster_knn_in_chunks():
     expected = graph.knn(src, dst, 300)
     got = graph.knn_dense(src, dst, 300, chunk_elements=7 * 3000)  # 8 chunks of 7 rows
     assert torch.equal(got, expected)
-    assert graph.fixed_degree(got) == 300
+    assert graph.Neighbourhood.knn(src, dst, 300).degree == 300
     assert graph.knn_dense(src[:20], dst, 300).shape == (2, 50 * 20)  # k capped at N

@@ -29,9 +29,9 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor, pos: torch.Tensor, frames: Frames) -> torch.Tensor:
         idx = graph.farthest_point_sample(pos, 0.25)  # invariant centres
-        edge_index = graph.knn(pos[idx], pos, self.k)  # centres → every point
+        nbhd = graph.Neighbourhood.knn(pos[idx], pos, self.k)  # centres → every point
         x_local = self.to_local(x[idx], frames[idx])
-        out = self.interp(x_local, (pos[idx], pos), edge_index, (frames[idx], frames))
+        out = self.interp(x_local, (pos[idx], pos), nbhd, (frames[idx], frames))
         return self.to_global(out, frames)
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from pointnormals import graph
 from pointnormals.frames import Frames, IdentityFrames, LearnedFrames, random_orthogonal
-from pointnormals.nn import TensorialMessagePassing, TensorialPointConv, ToGlobal, ToLocal
+from pointnormals.nn import TensorialPointConv, ToGlobal, ToLocal, in_receiver_frames
 from pointnormals.reps import Irreps, TensorReps
 from pointnormals.testing import assert_equivariant, equivariance_errors
 
@@ -19,15 +19,16 @@ MIXED = TensorReps("4x0n+2x0p+3x1n+1x1p+2x2n+1x2p")
 class GlobalConv(nn.Module):
     """global features → local → tensorial conv → global, frames given as input."""
 
-    def __init__(self, reps_in, reps_out, kind="tensor"):
+    def __init__(self, reps_in, reps_out):
         super().__init__()
         self.to_local = ToLocal(reps_in)
-        self.conv = TensorialPointConv(reps_in, reps_out, [32, 32], reps_kind=kind)
+        self.conv = TensorialPointConv(reps_in, reps_out, [32, 32])
         self.to_global = ToGlobal(reps_out)
 
     def forward(self, x, pos, frames, edge_index):
         x_local = self.to_local(x, frames)
-        return self.to_global(self.conv(x_local, pos, edge_index, frames), frames)
+        nbhd = graph.Neighbourhood(edge_index, len(pos), len(pos))  # permuted: any order
+        return self.to_global(self.conv(x_local, pos, nbhd, frames), frames)
 
 
 def _inputs(n=80, reps=MIXED, k=8):
@@ -40,7 +41,7 @@ def _inputs(n=80, reps=MIXED, k=8):
 @pytest.mark.parametrize("reps_kind", ["tensor", "irreps"])
 def test_mixed_reps_layer_is_equivariant(reps_kind):
     reps = MIXED if reps_kind == "tensor" else Irreps("4x0n+2x0p+3x1n+1x1p+2x2n+1x3p+1x4n")
-    layer = GlobalConv(reps, reps, reps_kind)
+    layer = GlobalConv(reps, reps)
     x, pos, frames, edge_index = _inputs(reps=reps)
     types = [reps, "pos", "frames", "edge_index"]
     assert_equivariant(layer, [x, pos, frames, edge_index], types, reps, trials=4)
@@ -71,10 +72,8 @@ def test_bipartite_layer_with_learned_frames_is_equivariant():
         def forward(self, x, pos):
             frames = self.frames(pos)
             idx = graph.farthest_point_sample(pos, 0.25)
-            edge_index = graph.radius(pos, pos[idx], 0.4, max_num_neighbors=16)
-            out = self.conv(
-                self.to_local(x, frames), (pos, pos[idx]), edge_index, (frames, frames[idx])
-            )
+            nbhd = graph.Neighbourhood.radius(pos, pos[idx], 0.4, max_num_neighbors=16)
+            out = self.conv(self.to_local(x, frames), (pos, pos[idx]), nbhd, (frames, frames[idx]))
             return self.to_global(out, frames[idx])[torch.argsort(idx)]
 
     x, pos, _, _ = _inputs(n=120)
@@ -85,15 +84,12 @@ def test_bipartite_layer_with_learned_frames_is_equivariant():
     )
 
 
-def test_frames_must_be_given_and_inputs_cannot_be_both_local_and_global():
+def test_features_must_match_reps_in():
     layer = TensorialPointConv(MIXED, MIXED, [8])
     x, pos, _, edge_index = _inputs()
-    with pytest.raises(ValueError, match="needs frames"):
-        layer.propagate(edge_index, x=x, pos=pos)
-    with pytest.raises(ValueError, match="both local and global"):
-        TensorialMessagePassing(local_reps={"x": "1x1n"}, global_reps={"x": "1x1n"})
+    nbhd = graph.Neighbourhood(edge_index, len(pos), len(pos))
     with pytest.raises(ValueError, match="reps_in"):
-        layer(x[:, :5], pos, edge_index, Frames(random_orthogonal(len(pos))))
+        layer(x[:, :5], pos, nbhd, Frames(random_orthogonal(len(pos))))
 
 
 def test_per_edge_frames_are_gathered_once_and_only_when_needed():
@@ -101,76 +97,55 @@ def test_per_edge_frames_are_gathered_once_and_only_when_needed():
     messages); other graphs gather the receivers' frames once and share them."""
     reps = TensorReps("8x0n+2x1n")
     layer = TensorialPointConv(reps, reps, [16])
-    x, pos, frames, knn_edges = _inputs(reps=reps)
+    x, pos, frames, _ = _inputs(reps=reps)
     frames = frames.to(torch.float32)
-    assert graph.fixed_degree(knn_edges) == 8
-    out_knn = layer(x, pos, knn_edges, frames)
+    knn = graph.Neighbourhood.knn(pos, pos, 8)
+    assert knn.degree == 8 and knn.size == (len(pos), len(pos))
+    out_knn = layer(x, pos, knn, frames)
     assert len(frames._relative) == 0
-    unmarked = knn_edges.clone()  # same graph without the fixed-degree mark
-    assert graph.fixed_degree(unmarked) is None
-    torch.testing.assert_close(layer(x, pos, unmarked, frames), out_knn)
+    any_order = graph.Neighbourhood(knn.edge_index, len(pos), len(pos))  # degree unknown
+    torch.testing.assert_close(layer(x, pos, any_order, frames), out_knn)
     assert len(frames._relative) == 1
-    layer(x, pos, unmarked, frames)
+    layer(x, pos, any_order, frames)
     assert len(frames._relative) == 1  # reused, not recomputed
 
 
-def test_x_i_stays_local_and_x_j_arrives_in_the_receivers_frame():
-    """Against the definition: x_j -> rho(R_i R_j^T) x_j, x_i unchanged, pos -> R_i pos."""
-    reps = TensorReps("1x0n+1x1n+1x2p")
-
-    class Probe(TensorialMessagePassing):
-        def __init__(self):
-            super().__init__(local_reps={"x": reps}, global_reps={"pos": "1x1n"}, aggr="add")
-
-        def forward(self, x, pos, edge_index, frames):
-            self.seen = {}
-            return self.propagate(edge_index, x=x, pos=pos, frames=frames)
-
-        def message(self, x_i, x_j, pos_i, pos_j):
-            self.seen.update(x_i=x_i, x_j=x_j, pos_i=pos_i, pos_j=pos_j)
-            return x_j
-
-    x, pos, frames, edge_index = _inputs(n=30, reps=reps)
-    frames = frames.to(torch.float32)
-    probe = Probe()
-    probe(x, pos, edge_index, frames)
-    src, dst = edge_index
-    rel = frames.relative(edge_index)
-    torch.testing.assert_close(
-        probe.seen["x_j"], reps.transform(x[src], rel.matrices), atol=1e-5, rtol=0
-    )
-    torch.testing.assert_close(probe.seen["x_i"], x[dst])
-    R_i = frames.matrices[dst]
-    rel_pos = (R_i @ (pos[src] - pos[dst]).unsqueeze(-1)).squeeze(-1)
-    torch.testing.assert_close(
-        probe.seen["pos_j"] - probe.seen["pos_i"], rel_pos, atol=1e-5, rtol=0
-    )
+def _graphs(pos, frames, centres):
+    """kNN (fixed degree), bipartite kNN, bipartite radius: (pos, nbhd, frames)."""
+    sub = pos[centres]
+    return [
+        (pos, graph.Neighbourhood.knn(pos, pos, 8), frames),
+        ((pos, sub), graph.Neighbourhood.knn(pos, sub, 8), (frames, frames[centres])),
+        ((pos, sub), graph.Neighbourhood.radius(pos, sub, 0.2), (frames, frames[centres])),
+    ]
 
 
 @pytest.mark.parametrize(
-    ("kind", "reps"),
-    [("tensor", "4x0n+2x0p+3x1n+1x1p+2x2n+1x2p+1x3n"), ("irreps", "4x0n+1x0p+3x1n+2x1p+2x2n+1x3p")],
+    "reps",
+    [TensorReps("4x0n+2x0p+3x1n+1x1p+2x2n+1x2p+1x3n"), Irreps("4x0n+1x0p+3x1n+2x1p+2x2n+1x3p")],
 )
-def test_fused_point_conv_computes_the_generic_messages(kind, reps):
-    """The fused path equals the generic TensorialMessagePassing route (same weights):
-    kNN (fixed degree), bipartite kNN, bipartite radius graphs and position-only input."""
+def test_messages_arrive_in_the_receivers_frame(reps):
+    """Against the definition, edge by edge (the oracle ``Frames.relative``):
+    x_j -> rho(R_i R_j^T) x_j, p_j - p_i -> R_i (p_j - p_i), to 1e-12 in float64; and
+    the point convolution is max_j MLP([those, |p_j - p_i|])."""
     torch.manual_seed(0)
     pos = torch.rand(300, 3, dtype=torch.float64)
     frames = LearnedFrames(k=10).double()(pos)
-    fused = TensorialPointConv(reps, reps, [16], reps_kind=kind).double()
-    generic = TensorialPointConv(reps, reps, [16], reps_kind=kind, fused=False).double()
-    generic.load_state_dict(fused.state_dict())
-    x = torch.randn(300, fused.reps_in.dim, dtype=torch.float64)
-    centres = graph.farthest_point_sample(pos, 0.25)
-    cases = [
-        (x, pos, graph.knn_graph(pos, 8), frames),
-        (x, (pos, pos[centres]), graph.knn(pos, pos[centres], 8), (frames, frames[centres])),
-        (x, (pos, pos[centres]), graph.radius(pos, pos[centres], 0.2), (frames, frames[centres])),
-    ]
-    for args in cases:
-        torch.testing.assert_close(fused(*args), generic(*args), atol=1e-12, rtol=0)
-    no_x_fused = TensorialPointConv("", reps, [16], reps_kind=kind).double()
-    no_x_generic = TensorialPointConv("", reps, [16], reps_kind=kind, fused=False).double()
-    no_x_generic.load_state_dict(no_x_fused.state_dict())
-    args = (None, pos, graph.knn_graph(pos, 8), frames)
-    torch.testing.assert_close(no_x_fused(*args), no_x_generic(*args), atol=1e-12, rtol=0)
+    x = torch.randn(300, reps.dim, dtype=torch.float64)
+    conv = TensorialPointConv(reps, reps, [16]).double()
+    for p, nbhd, fr in _graphs(pos, frames, graph.farthest_point_sample(pos, 0.25)):
+        p_src, p_dst = p if isinstance(p, tuple) else (p, p)
+        f_src, f_dst = fr if isinstance(fr, tuple) else (fr, fr)
+        src, dst = nbhd.edge_index
+        relative = f_dst.relative(nbhd.edge_index, f_src)  # R_i R_j^T per edge
+        want_x = reps.transform(x[src], relative.matrices, relative.det)
+        rot_i = f_dst.matrices[dst]
+        want_rel = (rot_i @ (p_src[src] - p_dst[dst]).unsqueeze(-1)).squeeze(-1)
+        x_ij, rel = in_receiver_frames(reps, x, p, nbhd, fr)
+        torch.testing.assert_close(x_ij, want_x, atol=1e-12, rtol=0)
+        torch.testing.assert_close(rel, want_rel, atol=1e-12, rtol=0)
+        messages = conv.mlp(torch.cat([want_x, want_rel, want_rel.norm(dim=-1, keepdim=True)], 1))
+        want = torch.full((nbhd.num_dst, reps.dim), -torch.inf, dtype=torch.float64)
+        want = want.scatter_reduce(0, dst[:, None].expand_as(messages), messages, "amax")
+        torch.testing.assert_close(conv(x, p, nbhd, fr), want, atol=1e-12, rtol=0)
+        assert in_receiver_frames(reps, None, p, nbhd, fr)[0] is None  # positions only

@@ -15,4 +15,4 @@ def test_tensorial_gcn_example_runs_and_is_equivariant(capsys, monkeypatch):
     exec(compile(readme_example("tensorial-gcn"), "README.md", "exec"), module.__dict__)
     error = float(capsys.readouterr().out.split("max error:")[1])
     assert error < 1e-4
-    assert issubclass(module.TFGCNConv, module.TensorialMessagePassing)
+    assert issubclass(module.TFGCNConv, module.MessagePassing)

@@ -76,11 +76,6 @@ class Frames:
         det = None if self._det is None else self._det.to(*args, **kwargs)
         return Frames(self.matrices.to(*args, **kwargs), det, self.is_identity)
 
-    def detach(self) -> Frames:
-        """Frames without autograd history."""
-        det = None if self._det is None else self._det.detach()
-        return Frames(self.matrices.detach(), det, self.is_identity)
-
     def compose(self, delta: Tensor) -> Frames:
         r"""Left-multiply by per-node proper rotations: :math:`R_i' = \Delta_i R_i`."""
         return Frames(delta @ self.matrices, self._det, is_identity=False)

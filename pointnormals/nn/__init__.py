@@ -4,18 +4,18 @@ the TF-PointNet++ model and its checkpoints (:func:`load_model`, :func:`save_mod
 from .change_frame import ToGlobal, ToLocal
 from .checkpoint import load_model, save_model
 from .interpolate import TensorialInterpolation
-from .message_passing import TensorialMessagePassing
 from .point_conv import TensorialPointConv
+from .receiver_frames import in_receiver_frames
 from .tf_pointnet import Stage, TFPointNet, normalize_clouds
 
 __all__ = [
     "Stage",
     "TFPointNet",
     "TensorialInterpolation",
-    "TensorialMessagePassing",
     "TensorialPointConv",
     "ToGlobal",
     "ToLocal",
+    "in_receiver_frames",
     "load_model",
     "normalize_clouds",
     "save_model",

@@ -147,16 +147,14 @@ class TFPointNet(nn.Module):
         self.down = nn.ModuleList()
         self.updates = nn.ModuleList()
         for i, stage in enumerate(stages):
-            reps_in = "" if i == 0 else reps[i - 1]
-            self.down.append(
-                TensorialPointConv(reps_in, reps[i], list(stage.hidden), aggr, reps_kind, norm)
-            )
+            reps_in = as_reps("", reps_kind) if i == 0 else reps[i - 1]
+            self.down.append(TensorialPointConv(reps_in, reps[i], list(stage.hidden), aggr, norm))
             # an update matters if features carry orientation or a later level reads
             # positions in these frames; otherwise it would be a dead branch
             matters = not reps[i].is_scalar or i < len(stages) - 1
             use_update = frame_update and i > 0 and reps[i].num_scalars > 0 and matters
             self.updates.append(FrameUpdate(reps[i].num_scalars) if use_update else nn.Identity())
-        self.interps = nn.ModuleList(TensorialInterpolation(r, reps_kind) for r in reps[1:])
+        self.interps = nn.ModuleList(TensorialInterpolation(r) for r in reps[1:])
         self.up = nn.ModuleList(
             MLP([reps[i].dim + reps[i + 1].dim, *stages[i].up_hidden, reps[i].dim], norm=norm)
             for i in range(len(stages) - 1)
@@ -171,20 +169,22 @@ class TFPointNet(nn.Module):
         with torch.autocast(pos.device.type, enabled=False):  # geometry in full precision
             if self.normalize:
                 pos = normalize_clouds(pos, batch, num_clouds)
-            edge_index = self._neighbours(self.stages[0], (pos, batch), pos, batch)
+            nbhd = self._neighbours(self.stages[0], (pos, batch), pos, batch)
             shared = self.stages[0].radius is None and self.frames.knn_k == self.stages[0].k
-            frames = self.frames(pos, batch, edge_index if shared else None)
-        levels = [self._embed(pos, batch, frames, edge_index)]  # geometry: pos.dtype
+            frames = self.frames(pos, batch, nbhd.edge_index if shared else None)
+        levels = [self._embed(pos, batch, frames, nbhd)]  # geometry: pos.dtype
         for i in range(1, len(self.stages)):
             levels.append(self._abstract(levels[-1], i))
         x = levels[-1].x
         for i in range(len(self.stages) - 2, -1, -1):
             fine, coarse = levels[i], levels[i + 1]
-            edge_index = graph.knn(coarse.pos, fine.pos, self.interp_k, coarse.batch, fine.batch)
+            nbhd = graph.Neighbourhood.knn(
+                coarse.pos, fine.pos, self.interp_k, coarse.batch, fine.batch
+            )
             x_up = self.interps[i](
                 x,
                 (self._features(coarse.pos), self._features(fine.pos)),
-                edge_index,
+                nbhd,
                 (self._features(coarse.frames), self._features(fine.frames)),
             )
             x = self.up[i](torch.cat([fine.x, x_up], dim=-1))
@@ -196,29 +196,31 @@ class TFPointNet(nn.Module):
 
     def _neighbours(
         self, stage: Stage, src: tuple[Tensor, Tensor], pos: Tensor, batch: Tensor
-    ) -> Tensor:
+    ) -> graph.Neighbourhood:
         pos_src, batch_src = src
         if stage.radius is None:
-            return graph.knn(pos_src, pos, stage.k, batch_src, batch)
-        return graph.radius(pos_src, pos, stage.radius, batch_src, batch, stage.k)
+            return graph.Neighbourhood.knn(pos_src, pos, stage.k, batch_src, batch)
+        return graph.Neighbourhood.radius(pos_src, pos, stage.radius, batch_src, batch, stage.k)
 
     def _features(self, geometry: Tensor | Frames) -> Tensor | Frames:
         """Positions or frames in the dtype of the weights (after every decision on them)."""
         return geometry.to(self.head.weight.dtype)
 
-    def _embed(self, pos: Tensor, batch: Tensor, frames: Frames, edge_index: Tensor) -> _Level:
-        x = self.down[0](None, self._features(pos), edge_index, self._features(frames))
+    def _embed(
+        self, pos: Tensor, batch: Tensor, frames: Frames, nbhd: graph.Neighbourhood
+    ) -> _Level:
+        x = self.down[0](None, self._features(pos), nbhd, self._features(frames))
         return _Level(pos, batch, frames, x)
 
     def _abstract(self, prev: _Level, i: int) -> _Level:
         stage = self.stages[i]
         idx = graph.farthest_point_sample(prev.pos, stage.ratio, prev.batch)
         pos, batch, frames = prev.pos[idx], prev.batch[idx], prev.frames[idx]
-        edge_index = self._neighbours(stage, (prev.pos, prev.batch), pos, batch)
+        nbhd = self._neighbours(stage, (prev.pos, prev.batch), pos, batch)
         x = self.down[i](
             prev.x,
             (self._features(prev.pos), self._features(pos)),
-            edge_index,
+            nbhd,
             (self._features(prev.frames), self._features(frames)),
         )
         update = self.updates[i]

@@ -201,6 +201,35 @@ class Reps:
             out.append(xb)
         return torch.cat(out, dim=-1) if len(out) > 1 else out[0]
 
+    def regroup(self, x: Tensor) -> dict[tuple[int, str], Tensor]:
+        """The blocks of ``x`` stacked by ``(order, parity)``, so that one product per
+        group moves them all (:meth:`transform_order`); :meth:`ungroup` inverts it.
+
+        >>> from pointnormals.reps import TensorReps
+        >>> reps = TensorReps("2x0n+1x1n+1x1p+1x1n")
+        >>> {k: tuple(v.shape) for k, v in reps.regroup(torch.zeros(5, reps.dim)).items()}
+        {(0, 'n'): (5, 2, 1), (1, 'n'): (5, 2, 3), (1, 'p'): (5, 1, 3)}
+
+        Shapes:
+            x: ``(N, dim)`` → ``{(order, parity): (N, m, block_dim(order))}``, the
+            blocks of a group in their order, ``m`` the sum of their multiplicities.
+        """
+        parts: dict[tuple[int, str], list[Tensor]] = {}
+        for b, sl in zip(self.blocks, self.slices, strict=True):
+            block = x[:, sl].reshape(x.size(0), b.mul, -1)
+            parts.setdefault((b.order, b.parity), []).append(block)
+        return {k: v[0] if len(v) == 1 else torch.cat(v, dim=1) for k, v in parts.items()}
+
+    def ungroup(self, groups: dict[tuple[int, str], Tensor]) -> Tensor:
+        """Inverse of :meth:`regroup`: the features in block order, ``(N, dim)``."""
+        cursor = dict.fromkeys(groups, 0)
+        out = []
+        for b in self.blocks:
+            key = (b.order, b.parity)
+            out.append(groups[key][:, cursor[key] : cursor[key] + b.mul].flatten(1))
+            cursor[key] += b.mul
+        return torch.cat(out, dim=-1) if len(out) > 1 else out[0]
+
     def order_matrix(self, order: int, R: Tensor) -> Tensor | None:
         """The ``n``-parity representation matrices of ``order``, ``(N, D, D)``, or
         ``None`` where they are not built (high orders: applied axis by axis)."""
