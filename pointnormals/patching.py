@@ -209,8 +209,9 @@ def flat_patch_normals(local: Tensor, pred: Tensor, tol: float = FLAT) -> Tensor
     point of it then gets the last eigenvector. Why: a flat patch (a CAD face, a synthetic
     plane) is its own mirror image, so no frame can orient its normal axis equivariantly
     (the frames fall back to :math:`\det R = +1`) and the network's answer would change
-    under reflections, while the plane's normal is exact and equivariant. The thickness
-    is invariant under rotations, reflections, translations and scaling.
+    under reflections, while the plane's normal is exact and equivariant as a line (its
+    sign is the eigen-solver's: a mirror-symmetric patch has no equivariant sign). The
+    thickness is invariant under rotations, reflections, translations and scaling.
 
     Shapes:
         local: ``(B, P, 3)`` points of ``B`` patches; pred: ``(B, P, 3)`` → ``(B, P, 3)``.

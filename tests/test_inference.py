@@ -105,6 +105,44 @@ def test_default_precision_is_exact_where_float32_is_not():
         predict_normals(model, ellipsoid(300), precision="half")
 
 
+def cylinder_with_flat_ends(n: int, seed: int = 0) -> torch.Tensor:
+    """A closed cylinder: curved side, two exactly flat discs (CAD-like, noise-free)."""
+    g = torch.Generator().manual_seed(seed)
+    t, u = torch.rand(2, n, generator=g, dtype=torch.float64)
+    angle = 2 * torch.pi * t
+    side = torch.stack([angle.cos(), angle.sin(), 4 * u - 2], -1)
+    disc = torch.stack([u.sqrt() * angle.cos(), u.sqrt() * angle.sin(), u.sign() * 2], -1)
+    disc[n // 2 :, 2] = -2
+    pick = torch.rand(n, generator=g) < 0.6
+    return torch.where(pick.unsqueeze(-1), side, disc)
+
+
+def test_flat_patches_get_the_planes_normal():
+    pos = torch.randn(2, 100, 3, dtype=torch.float64)
+    pos[0, :, 2] = 0.0  # patch 0 is flat
+    pred = torch.nn.functional.normalize(torch.randn(2, 100, 3), dim=-1)
+    out = inference.flat_patch_normals(pos, pred)
+    assert torch.allclose(out[0].abs(), torch.tensor([0.0, 0.0, 1.0]).expand(100, 3))
+    assert torch.equal(out[1], pred[1])
+
+
+def test_flat_ends_are_exact_under_reflections():
+    """Patches that lie entirely on a flat end are their own mirror image: no frame can
+    orient them, so they take the plane's normal (a line: no equivariant sign exists);
+    with overlapping patches blended, the prediction stays exact in float64 and in the
+    default precision."""
+    pos = cylinder_with_flat_ends(3000)
+    for model in (small_model().double(), small_model()):  # float64, mixed
+
+        def predict(pos, model=model):
+            return predict_normals(model, pos, 128, scale=1, overlap=2.0)
+
+        assert_equivariant(
+            predict, [pos], ["pos"], "axis", trials=4, dtypes=(torch.float64,),
+            tolerances={torch.float64: {"angle": 1e-3, "feature": 1e-9}},
+        )  # fmt: skip
+
+
 def test_scale_choice_grows_with_noise():
     factor = inference.SURFACE_FACTOR
     assert [choose_scale(16, 1024), choose_scale(8192, 1024)] == [1, 8]
