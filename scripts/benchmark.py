@@ -61,7 +61,7 @@ BATCH = 8
 MODELS: dict[str, list[str]] = {
     "TF learned, tensor": ["frames=learned", "reps=tensor"],
     "TF learned, scalar": ["frames=learned", "reps=scalar"],
-    "TF learned + refinement": ["frames=learned", "reps=tensor", "frames_update=true"],
+    "TF learned + refinement": ["frames=learned", "reps=tensor", "frame_update=true"],
     "TF PCA, tensor": ["frames=pca", "reps=tensor"],
     "identity, no aug": ["frames=identity", "reps=tensor", "data.train_rotation=none"],
     "identity + O(3) aug": ["frames=identity", "reps=tensor", "data.train_rotation=o3"],

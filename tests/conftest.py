@@ -113,7 +113,6 @@ def compose_train(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
             cfg.paths.output_dir = str(tmp_path / "run")
             cfg.paths.log_dir = str(tmp_path / "logs")
             cfg.paths.data_dir = str(data_dir or tmp_path / "data")
-            cfg.paths.work_dir = str(tmp_path)
         if hydra:
             hydra_config.set_config(cfg)
         return cfg

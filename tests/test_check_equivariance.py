@@ -28,7 +28,7 @@ def _max_angle(out: str) -> float:
     [
         ("model=tf_pointnet", "frames=learned", "reps=tensor"),
         ("frames=pca", "reps=irreps", "dtype=float32"),
-        ("frames=learned", "frames_update=true", "reps=scalar"),
+        ("frames=learned", "frame_update=true", "reps=scalar"),
     ],
 )
 def test_equivariant_variants_pass(overrides):

@@ -201,3 +201,64 @@ def test_every_key_commented(path):
         if _KEY.match(line) and "#" not in line and not (i and lines[i - 1].strip().startswith("#"))
     ]
     assert not missing, "uncommented keys:\n" + "\n".join(missing)
+
+
+def _own_targets(node, where: str = ""):
+    """``(where, class, values)`` of every ``_target_`` of this project in a yaml tree."""
+    from omegaconf import DictConfig, ListConfig
+
+    if isinstance(node, DictConfig):
+        target = node.get("_target_")
+        if isinstance(target, str) and target.startswith("pointnormals."):
+            yield where, hydra.utils.get_class(target), node
+        for key in node:
+            yield from _own_targets(node._get_node(key), f"{where}.{key}")
+    elif isinstance(node, ListConfig):
+        for i in range(len(node)):
+            yield from _own_targets(node._get_node(i), f"{where}[{i}]")
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for g in ("data", "module", "frames") for p in (CONF / g).glob("*.yaml")),
+    ids=lambda p: str(p.relative_to(CONF)),
+)
+def test_yaml_values_agree_with_signature_defaults(path):
+    """One source per default: a group option's value for a parameter that has a code
+    default is that default (a recipe that differs lives in conf/experiment)."""
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.load(path)
+    if "kind" in node:  # frames: registry name -> class
+        from pointnormals.frames import _BUILDERS
+
+        node._set_flag("struct", False)
+        node["_target_"] = f"{_BUILDERS[node.kind].__module__}.{_BUILDERS[node.kind].__name__}"
+    disagree = []
+    for where, cls, values in _own_targets(node):
+        params = inspect.signature(cls).parameters
+        for key in values:
+            param = params.get(key)
+            if param is None or param.default is inspect.Parameter.empty:
+                continue
+            raw = OmegaConf.to_container(values, resolve=False)[key]
+            if isinstance(raw, str) and "${" in raw:
+                continue  # an interpolation: the value comes from elsewhere
+            if isinstance(raw, dict) and param.default is None:
+                continue  # a component (optimiser, patch simulator): checked below
+            default = param.default
+            default = list(default) if isinstance(default, tuple) else default
+            if raw != default:
+                disagree.append(f"{where}.{key}: yaml {raw!r}, {cls.__name__} default {default!r}")
+    assert not disagree, "\n".join(disagree)
+
+
+def test_module_optimiser_default_is_the_yaml_one(compose_train):
+    """The module's built-in optimiser is conf/module/default.yaml's."""
+    yaml = compose_train().module.optimizer
+    model = TFPointNet([{"reps": "4x0n", "hidden": [8]}], frames="identity")
+    built_in = NormalEstimationModule(model=model).optimizer_factory
+    assert built_in.func.__name__ == yaml._target_.rsplit(".", 1)[1]
+    assert built_in.keywords == {"lr": yaml.lr, "weight_decay": yaml.weight_decay}

@@ -18,6 +18,7 @@ SMALL = {"synthetic_sizes": (6, 4, 4), "synthetic_points": 600, "num_points": 25
 
 def small_module(tmp_path: Path, **overrides) -> NormalsDataModule:
     kwargs = {"cache_dir": str(tmp_path), "batch_size": 4, "eval_num_points": 256, **SMALL}
+    kwargs["num_workers"] = 0  # no loader processes in tests
     module = NormalsDataModule(**{**kwargs, **overrides})
     module.prepare_data()
     module.setup("fit")

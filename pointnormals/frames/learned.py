@@ -50,7 +50,7 @@ class LearnedFrames(FrameBuilder):
         num_rbf: Gaussian radial basis functions on ``[0, 1]``.
     """
 
-    def __init__(self, k: int = 16, hidden: int = 32, num_rbf: int = 16) -> None:
+    def __init__(self, k: int = 16, hidden: int = 16, num_rbf: int = 8) -> None:
         super().__init__()
         self.k = k
         self.register_buffer("centers", torch.linspace(0.0, 1.0, num_rbf), persistent=False)

@@ -86,7 +86,8 @@ class NormalEstimationModule(L.LightningModule):
         model_config: alternatively, that dict (used when loading a checkpoint).
         loss: ``abs_cos`` (:math:`1-|\\cos|`, default), ``sin2`` or ``unoriented_l2``.
         optimizer: ``functools.partial`` of a ``torch.optim`` class (``_partial_: true``),
-            or a plain ``{"_target_": ..., **kwargs}`` dict; default AdamW(lr=1e-3).
+            or a plain ``{"_target_": ..., **kwargs}`` dict; default
+            AdamW(lr=2e-3, weight_decay=1e-4), as ``conf/module/default.yaml``.
         scheduler: ``functools.partial`` of an LR scheduler taking ``optimizer``, a dict
             spec like ``optimizer``, or ``None``.
         scheduler_interval: step the scheduler every ``epoch`` or ``step``.
@@ -126,7 +127,7 @@ class NormalEstimationModule(L.LightningModule):
         self.init_from = init_from
         self.loss_fn = get_loss(loss)
         self.optimizer_factory = _factory(optimizer) or functools.partial(
-            torch.optim.AdamW, lr=1e-3
+            torch.optim.AdamW, lr=2e-3, weight_decay=1e-4
         )
         self.scheduler_factory = _factory(scheduler)
         self.save_hyperparameters(
