@@ -35,9 +35,9 @@ REPS = {
 }
 FRAMES = {
     "identity": ("identity", False),
-    "pca": ({"kind": "pca", "k": 12}, False),
-    "learned": ({"kind": "learned", "k": 12}, False),
-    "learned_update": ({"kind": "learned", "k": 12}, True),
+    "pca": ({"_target_": "pointnormals.frames.PCAFrames", "k": 12}, False),
+    "learned": ({"_target_": "pointnormals.frames.LearnedFrames", "k": 12}, False),
+    "learned_update": ({"_target_": "pointnormals.frames.LearnedFrames", "k": 12}, True),
 }
 
 

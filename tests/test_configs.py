@@ -15,6 +15,7 @@ from omegaconf import open_dict
 
 from pointnormals.data.datamodule import NormalsDataModule
 from pointnormals.data.scan_datamodule import ScanDataModule
+from pointnormals.frames import target_of
 from pointnormals.nn import TFPointNet
 from pointnormals.training import utils
 from pointnormals.training.module import NormalEstimationModule
@@ -49,7 +50,8 @@ def test_groups_exist():
 
 def test_default_config(compose_train):
     cfg = compose_train()
-    assert cfg.frames.kind == "learned" and cfg.reps.kind == "tensor"
+    assert cfg.frames._target_ == "pointnormals.frames.LearnedFrames"
+    assert cfg.reps.kind == "tensor"
     assert cfg.data.dataset == "synthetic" and cfg.trainer.accelerator == "auto"
     assert cfg.ckpt_path is None and cfg.train and cfg.test and cfg.seed is not None
     assert cfg.module.optimizer._partial_ and cfg.module.scheduler._partial_
@@ -66,7 +68,8 @@ def test_model_instantiates(compose_train, frames, reps):
     module = hydra.utils.instantiate(cfg.module, _convert_="all")
     assert isinstance(module, NormalEstimationModule) and isinstance(module.model, TFPointNet)
     config = module.hparams["model_config"]
-    assert config["frames"]["kind"] == frames and config["reps_kind"] == cfg.reps.kind
+    assert config["frames"]["_target_"] == target_of(frames)
+    assert config["reps_kind"] == cfg.reps.kind
     assert [s["reps"] for s in config["stages"]] == list(cfg.reps.levels)
     assert TFPointNet(**config).config == config  # plain and round-tripping
 
@@ -231,11 +234,6 @@ def test_yaml_values_agree_with_signature_defaults(path):
     from omegaconf import OmegaConf
 
     node = OmegaConf.load(path)
-    if "kind" in node:  # frames: registry name -> class
-        from pointnormals.frames import _BUILDERS
-
-        node._set_flag("struct", False)
-        node["_target_"] = f"{_BUILDERS[node.kind].__module__}.{_BUILDERS[node.kind].__name__}"
     disagree = []
     for where, cls, values in _own_targets(node):
         params = inspect.signature(cls).parameters

@@ -78,7 +78,7 @@ class TestModel:
 def test_stage_zero_must_keep_every_point():
     with pytest.raises(ValueError, match=r"ratio=1\.0"):
         TFPointNet([{"reps": "8x0n", "ratio": 0.5}])
-    with pytest.raises(ValueError, match="unknown frames kind"):
+    with pytest.raises(ValueError, match="unknown frames"):
         TFPointNet([{"reps": "8x0n"}], frames="nope")
 
 
@@ -137,3 +137,22 @@ def test_bf16_autocast_keeps_the_geometry_in_float32():
     torch.testing.assert_close(x_rot.double(), want, atol=1e-5, rtol=0)
     want = reps.transform(x.bfloat16().double(), R.double())  # same (rounded) input
     torch.testing.assert_close(x_bf16_rot.double(), want, atol=1e-5, rtol=0)
+
+
+def test_format_1_checkpoints_load_unchanged(tmp_path):
+    """Format 1 named frames by a registry key; loading migrates it to a _target_ and
+    rebuilds the same model (the shipped checkpoint was migrated this way)."""
+    from pointnormals.nn import load_model, save_model
+
+    model = variant_model("pca", "tensor")
+    path = tmp_path / "v1.ckpt"
+    save_model(model, path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["format_version"] = 1
+    checkpoint["model_config"]["frames"] = {"kind": "pca", "k": 12}
+    torch.save(checkpoint, path)
+    loaded = load_model(path)
+    assert loaded.config["frames"] == {"_target_": "pointnormals.frames.PCAFrames", "k": 12}
+    pos, batch = two_clouds()
+    with torch.no_grad():
+        assert torch.equal(loaded(pos, batch), model(pos, batch))

@@ -32,16 +32,35 @@ _BUILDERS = {
 
 
 def build_frames(spec: str | dict) -> FrameBuilder:
-    """A frame construction from a plain spec, e.g. ``{"kind": "pca", "k": 16}``.
+    """A frame construction from plain data: a short name, or a ``_target_`` dict (what
+    configs and checkpoints hold, so that any :class:`FrameBuilder` class loads).
 
     >>> build_frames("identity")
     IdentityFrames()
+    >>> build_frames({"_target_": "pointnormals.frames.PCAFrames", "k": 8}).k
+    8
     """
-    spec = {"kind": spec} if isinstance(spec, str) else dict(spec)
-    kind = spec.pop("kind", None)
-    if kind not in _BUILDERS:
-        raise ValueError(f"unknown frames kind {kind!r}; expected one of {sorted(_BUILDERS)}")
-    return _BUILDERS[kind](**spec)
+    if isinstance(spec, str):
+        if spec not in _BUILDERS:
+            raise ValueError(f"unknown frames {spec!r}; expected one of {sorted(_BUILDERS)}")
+        return _BUILDERS[spec]()
+    import importlib
+
+    spec = dict(spec)
+    target = spec.pop("_target_", None)
+    module, _, name = str(target).rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, FrameBuilder)):
+        raise ValueError(f"frames: _target_ {target!r} is not a FrameBuilder class")
+    return cls(**spec)
 
 
-__all__ += ["build_frames"]
+def target_of(name: str) -> str:
+    """The ``_target_`` of a short name: ``"pca"`` → ``"pointnormals.frames.PCAFrames"``."""
+    return f"{__name__}.{_BUILDERS[name].__name__}"
+
+
+__all__ += ["build_frames", "target_of"]

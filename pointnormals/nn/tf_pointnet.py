@@ -98,7 +98,8 @@ class TFPointNet(nn.Module):
 
     Args:
         stages: list of :class:`Stage` (or dicts); ``stages[0].ratio`` must be 1.
-        frames: frame construction spec for :func:`~pointnormals.frames.build_frames`.
+        frames: frame construction for :func:`~pointnormals.frames.build_frames`: a
+            short name (``"pca"``) or a ``{"_target_": ..., **kwargs}`` dict.
         reps_kind: ``"tensor"`` (Cartesian) or ``"irreps"``.
         frame_update: update the centre frames after every set abstraction.
         interp_k: neighbours used by the interpolation.
@@ -128,7 +129,10 @@ class TFPointNet(nn.Module):
         if isinstance(frames, dict | str):
             frames_spec = frames if isinstance(frames, str) else dict(frames)
         else:
-            raise ValueError("TFPointNet: frames must be a spec like {'kind': 'learned'}")
+            raise ValueError(
+                "TFPointNet: frames must be plain data, e.g. 'learned' or "
+                "{'_target_': 'pointnormals.frames.LearnedFrames', 'k': 16}"
+            )
         self.config = {
             "stages": [asdict(s) for s in stages],
             "frames": frames_spec,
