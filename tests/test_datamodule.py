@@ -9,7 +9,6 @@ import pytest
 import torch
 from conftest import CONF
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from pointnormals.data.datamodule import NormalsDataModule
 
@@ -117,15 +116,16 @@ def test_bad_arguments(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["synthetic", "modelnet40", "mixed"])
-def test_configs_instantiate_and_comment_every_key(name, tmp_path, modelnet_mini, monkeypatch):
+def test_configs_instantiate_and_comment_every_key(
+    name, tmp_path, modelnet_mini, monkeypatch, compose_train
+):
     path = CONF / "data" / f"{name}.yaml"
     for line in path.read_text().splitlines():
         if re.match(r"^\s*[\w.]+:", line):
             assert "#" in line, f"{path.name}: key without a comment: {line}"
     monkeypatch.setenv("MODELNET40_ROOT", str(modelnet_mini))
-    cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path)}, "data": OmegaConf.load(path)})
-    cfg.data.synthetic_sizes = [6, 4, 4]
-    cfg.data.synthetic_points = 600
+    sizes = ["data.synthetic_sizes=[6,4,4]", "data.synthetic_points=600"]
+    cfg = compose_train(f"data={name}", *sizes, data_dir=tmp_path)
     module = instantiate(cfg.data)
     assert isinstance(module, NormalsDataModule) and module.dataset == name
     assert module.cache_dir == tmp_path and module.val_protocol_names == ("aligned", "o3")

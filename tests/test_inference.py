@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import small_model
 from torch import nn
 
 from pointnormals import inference
@@ -15,18 +16,8 @@ from pointnormals.inference import (
     predict_normals,
     resolve_device,
 )
-from pointnormals.nn import TFPointNet, save_model
+from pointnormals.nn import save_model
 from pointnormals.testing import angle_deg, assert_equivariant, equivariance_errors
-
-STAGES = [
-    dict(reps="4x0n+2x1n", ratio=1.0, k=8, hidden=(16,), up_hidden=(16,)),
-    dict(reps="8x0n+4x1n", ratio=0.25, k=16, radius=0.3, hidden=(16,)),
-]
-
-
-def small_model(frames: str = "learned") -> TFPointNet:
-    torch.manual_seed(0)
-    return TFPointNet(STAGES, frames=frames).eval()
 
 
 def ellipsoid(n: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
