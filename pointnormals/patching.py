@@ -39,6 +39,7 @@ __all__ = [
     "flat_patch_normals",
     "plan_patches",
     "surface_points",
+    "thickness_and_normal",
 ]
 
 SCALES = (1, 2, 4, 8)
@@ -150,8 +151,8 @@ def surface_points(
     At ``samples`` centres (farthest point sampling) and for :math:`k = 16, 32, 64,
     \dots \le` ``max_points``, the :math:`k` nearest points have covariance eigenvalues
     :math:`\lambda_1 \ge \lambda_2 \ge \lambda_3` and thickness
-    :math:`\rho_k = \sqrt{\lambda_3 / (\lambda_1+\lambda_2+\lambda_3)}` (about 0.4 for a
-    ball of noise, 0 for a clean plane). A centre's :math:`k^*` is the smallest :math:`k`
+    :math:`\rho_k = \sqrt{\lambda_3 / (\lambda_1+\lambda_2+\lambda_3)}`
+    (:func:`thickness_and_normal`). A centre's :math:`k^*` is the smallest :math:`k`
     with :math:`\rho_k <` ``threshold`` (``2 * max_points`` when there is none); the
     result is the median over the centres. Noise of standard deviation :math:`\sigma` on
     a surface sampled at spacing :math:`h` gives :math:`k^* \propto (\sigma/h)^2`; a
@@ -171,11 +172,8 @@ def surface_points(
         sizes.append(k)
         k *= 2
     for k in reversed(sizes):  # the smallest k wins
-        local = pos[neighbours[:, :k]].double()  # (S, k, 3)
-        local = local - local.mean(dim=1, keepdim=True)
-        eig = torch.linalg.eigvalsh(local.transpose(1, 2) @ local).cpu()  # ascending
-        thickness = (eig[:, 0].clamp_min(0) / eig.sum(-1).clamp_min(1e-300)).sqrt()
-        first = torch.where(thickness < threshold, float(k), first)
+        thickness, _ = thickness_and_normal(pos[neighbours[:, :k]].double())
+        first = torch.where(thickness.cpu() < threshold, float(k), first)
     return float(first.median())
 
 
@@ -200,30 +198,41 @@ FLAT = 1e-5
 """Thickness below which a patch counts as flat (see :func:`flat_patch_normals`)."""
 
 
+def thickness_and_normal(points: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Thickness :math:`\sqrt{\lambda_3 / (\lambda_1 + \lambda_2 + \lambda_3)}` of point
+    sets (about 0.4 for a ball of noise, 0 for a plane) and their least-variance axes,
+    from the eigenvalues :math:`\lambda_1 \ge \lambda_2 \ge \lambda_3` of each set's
+    covariance. Invariant (the axis: equivariant as a line) under rotations, reflections,
+    translations and scaling.
+
+    Shapes:
+        points: ``(B, K, 3)`` → thickness ``(B,)``, axis ``(B, 3)``.
+    """
+    centred = points - points.mean(dim=1, keepdim=True)
+    values, vectors = torch.linalg.eigh(centred.transpose(1, 2) @ centred)  # ascending
+    total = values.sum(-1).clamp_min(torch.finfo(values.dtype).tiny)
+    return (values[:, 0].clamp_min(0) / total).sqrt(), vectors[:, :, 0]
+
+
 def flat_patch_normals(local: Tensor, pred: Tensor, tol: float = FLAT) -> Tensor:
     r"""The predictions, with those of flat patches replaced by the plane's normal.
 
-    With :math:`\lambda_1 \ge \lambda_2 \ge \lambda_3` the eigenvalues of a patch's
-    covariance, the patch is flat when its thickness
-    :math:`\sqrt{\lambda_3 / (\lambda_1 + \lambda_2 + \lambda_3)} \le` ``tol``; every
-    point of it then gets the last eigenvector. Why: a flat patch (a CAD face, a synthetic
-    plane) is its own mirror image, so no frame can orient its normal axis equivariantly
-    (the frames fall back to :math:`\det R = +1`) and the network's answer would change
-    under reflections, while the plane's normal is exact and equivariant as a line (its
-    sign is the eigen-solver's: a mirror-symmetric patch has no equivariant sign). The
-    thickness is invariant under rotations, reflections, translations and scaling.
+    A patch is flat when its thickness (:func:`thickness_and_normal`) is at most
+    ``tol``; every point of it then gets the least-variance axis. Why: a flat patch (a
+    CAD face, a synthetic plane) is its own mirror image, so no frame can orient its
+    normal axis equivariantly (the frames fall back to :math:`\det R = +1`) and the
+    network's answer would change under reflections, while the plane's normal is exact
+    and equivariant as a line (its sign is the eigen-solver's: a mirror-symmetric patch
+    has no equivariant sign).
 
     Shapes:
         local: ``(B, P, 3)`` points of ``B`` patches; pred: ``(B, P, 3)`` → ``(B, P, 3)``.
     """
-    centred = local - local.mean(1, keepdim=True)
-    cov = centred.transpose(1, 2) @ centred  # (B, 3, 3)
-    values, vectors = torch.linalg.eigh(cov)  # ascending
-    total = values.sum(-1).clamp_min(torch.finfo(values.dtype).tiny)
-    flat = values[:, 0].clamp_min(0) / total <= tol**2  # (B,)
+    thickness, normal = thickness_and_normal(local)
+    flat = thickness <= tol  # (B,)
     if not bool(flat.any()):
         return pred
-    plane = vectors[:, :, 0].to(pred.dtype).unsqueeze(1).expand_as(pred)
+    plane = normal.to(pred.dtype).unsqueeze(1).expand_as(pred)
     return torch.where(flat[:, None, None], plane, pred)
 
 

@@ -49,10 +49,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_accuracy import NOISE, Cloud, make_clouds, scores
+from bench_accuracy import NOISE, Cloud, _row, make_clouds, scores
+from bench_equivariance import gap_degrees
 
 from pointnormals import api, o3d
-from pointnormals.geometry import angle_deg, random_orthogonal
+from pointnormals.geometry import random_orthogonal
 from pointnormals.nn.checkpoint import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -202,13 +203,10 @@ def exactness(args, results: Results, clouds: list[Cloud], models: dict[str, Any
             net = model.double() if precision == "float64" else model.float()
 
             def gaps(net=net, precision=precision) -> dict[str, float]:
-                values = []
-                for c, cloud in enumerate(clouds):
-                    moved = transformed(cloud, "o3", seed=100 + c)
-                    q = moved.normals.T @ np.linalg.pinv(cloud.normals.T)  # recover Q
-                    a = estimate(net, cloud.points, precision=precision) @ q.T
-                    b = estimate(net, moved.points, precision=precision)
-                    values.append(angle_deg(a, b))
+                # bench_equivariance's measure: odd seeds reflect, points permuted
+                values = [
+                    gap_degrees(c.points, net, precision, 100 + i) for i, c in enumerate(clouds)
+                ]
                 gap = np.concatenate(values)
                 return {"mean": float(gap.mean()), "max": float(gap.max())}
 
@@ -263,10 +261,6 @@ def _oracle(results: Results, args, protocol: str, clouds, group=None) -> float:
             key = f"{protocol}|{c.name}|{c.group}"
             best.append(min(results.data[f"acc|PCA k={k}|{key}"]["rmse"] for k in args.ks))
     return float(np.mean(best))
-
-
-def _row(cells: list[Any]) -> str:
-    return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
 def plots(args, results: Results, clouds, labels: list[str], out: Path) -> list[str]:

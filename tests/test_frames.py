@@ -154,8 +154,10 @@ def test_frames_follow_reflections_on_planar_faces(name):
     normal axis instead. Before, det R = +1 there: 0.98 degrees mean and 54 degrees max
     through predict.py on a synthetic cone, under reflections only."""
     builder = EQUIVARIANT[name]().double()
-    pos = _box_surface()
-    assert_equivariant(builder, [pos], ["pos"], "frames", dtypes=[F64], trials=6)
+    # float64 only: in float32 the box's edges and near-equal in-plane eigenvalues break
+    # ties by rounding (relative error ~1), which is why predict.py takes frames in
+    # float64 (test_flat_ends_are_exact_under_reflections checks that default precision)
+    assert_equivariant(builder, [_box_surface()], ["pos"], "frames", dtypes=[F64], trials=6)
 
 
 def test_identity_frames_fail_the_same_check():

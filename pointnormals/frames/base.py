@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+from torch_geometric.utils import scatter
 
 from .frames import Frames
+
+
+def to_centroid(pos: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
+    r"""From each point to its cloud's centroid, :math:`\bar p - p_i`, and the cloud's
+    RMS radius about it (floored at the dtype's ``tiny``): what a frame construction
+    consults when a neighbourhood is flat. Equivariant (the radius invariant) under
+    :math:`p \to Qp + t`.
+
+    Shapes:
+        pos: ``(N, d)``, batch: ``(N,)`` or ``None`` → ``(N, d)``, ``(N,)``.
+    """
+    if batch is None:
+        batch = torch.zeros(pos.size(0), dtype=torch.long, device=pos.device)
+    offset = scatter(pos, batch, dim=0, reduce="mean")[batch] - pos
+    rho2 = scatter(offset.pow(2).sum(-1), batch, dim=0, reduce="mean")[batch]
+    return offset, rho2.clamp_min(torch.finfo(pos.dtype).tiny).sqrt()
 
 
 class FrameBuilder(nn.Module):

@@ -10,7 +10,7 @@ from torch_geometric.nn import MLP
 from torch_geometric.utils import scatter
 
 from .. import graph
-from .base import FrameBuilder
+from .base import FrameBuilder, to_centroid
 from .frames import Frames
 from .gram_schmidt import gram_schmidt_frames
 
@@ -83,16 +83,9 @@ class LearnedFrames(FrameBuilder):
         anchor = scatter(env.unsqueeze(-1) * unit, dst, dim=0, dim_size=n, reduce="sum")
         # decide the orientation where v_1, v_2 and a are nearly coplanar
         anchor2 = scatter((env * t * t).unsqueeze(-1) * rel, dst, dim=0, dim_size=n, reduce="sum")
-        anchor3 = _to_centroid(pos, batch)  # a planar neighbourhood: look at the whole cloud
+        anchor3, _ = to_centroid(pos, batch)  # a planar neighbourhood: the whole cloud
         fallbacks = (anchor2, anchor3)
         return Frames(gram_schmidt_frames(v[:, 0], v[:, 1], anchor, fallbacks=fallbacks))
-
-
-def _to_centroid(pos: Tensor, batch: Tensor | None) -> Tensor:
-    """``(N, 3)``: from each point to the centroid of its cloud (equivariant, no scale)."""
-    if batch is None:
-        return pos.mean(0, keepdim=True) - pos
-    return scatter(pos, batch, dim=0, reduce="mean")[batch] - pos
 
 
 class FrameUpdate(nn.Module):

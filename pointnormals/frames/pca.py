@@ -7,7 +7,7 @@ from torch import Tensor
 from torch_geometric.utils import scatter
 
 from .. import graph
-from .base import FrameBuilder
+from .base import FrameBuilder, to_centroid
 from .frames import Frames
 
 
@@ -30,16 +30,6 @@ def _first_sign(rules: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
     decisive = rules.abs() > threshold
     first = decisive & (decisive.cumsum(-1) == 1)  # one-hot: the first decisive rule
     return (first * rules.sign()).sum(-1), decisive.any(-1)
-
-
-def _to_centroid(pos: Tensor, batch: Tensor | None) -> tuple[Tensor, Tensor]:
-    """From each point to its cloud's centroid ``(N, d)``, and the cloud's RMS radius
-    about the centroid ``(N,)`` (floored at the dtype's ``tiny``)."""
-    if batch is None:
-        batch = torch.zeros(pos.size(0), dtype=torch.long, device=pos.device)
-    centroid = scatter(pos, batch, dim=0, reduce="mean")[batch]
-    rho2 = scatter((pos - centroid).pow(2).sum(-1), batch, dim=0, reduce="mean")[batch]
-    return centroid - pos, rho2.clamp_min(torch.finfo(pos.dtype).tiny).sqrt()
 
 
 class PCAFrames(FrameBuilder):
@@ -122,8 +112,8 @@ class PCAFrames(FrameBuilder):
         m3 = _sum(z.unsqueeze(-1) * z.pow(2).unsqueeze(-2), dst, n) / count.unsqueeze(-1)
         m1 = (axes @ (mean - pos).unsqueeze(-1)).squeeze(-1)  # (N, d)
         sigma = scale2.clamp_min(torch.finfo(pos.dtype).tiny).sqrt()[:, None, None]  # (N, 1, 1)
-        to_centroid, rho = _to_centroid(pos, batch)  # (N, d), (N,)
-        m_cloud = (axes @ to_centroid.unsqueeze(-1)) / rho[:, None, None]  # (N, d, 1)
+        offset, rho = to_centroid(pos, batch)  # (N, d), (N,)
+        m_cloud = (axes @ offset.unsqueeze(-1)) / rho[:, None, None]  # (N, d, 1)
         rules = torch.cat(  # (N, d, d + 2): the sign rules of each axis, in order
             [
                 torch.diagonal(m3, dim1=-2, dim2=-1).unsqueeze(-1) / sigma.pow(3),
