@@ -110,6 +110,12 @@ def parser() -> argparse.ArgumentParser:
         help="mixed (default: geometry in float64, network in float32, exactly "
         "equivariant), float64 (all; slower) or float32 (all; fastest, not exact)",
     )
+    add(
+        "--no-refine",
+        dest="refine",
+        action="store_false",
+        help="skip the plane fit that follows the network (its normals as they come)",
+    )
     add("--k", type=_positive, default=30, help="neighbours of --method pca (default 30)")
     add("--threads", type=_positive, default=None, help="CPU threads (default: torch's)")
     add("--quiet", action="store_true", help="print nothing on success, no progress display")

@@ -38,6 +38,7 @@ def predict_options(args: Namespace) -> dict[str, Any]:
         "scale": args.scale,
         "overlap": args.overlap,
         "precision": args.precision,
+        "refine": args.refine,
     }
 
 

@@ -18,6 +18,9 @@ the model on batches of them:
    their nearest seen point.
 4. **Blending**: every point's normal is the sign-aligned, depth-weighted mean of the
    predictions of all patches that contain it (:func:`~pointnormals.patching.blend`).
+5. **Refinement**: a robust plane fit of every point's nearest points, weighted by their
+   height over the blended normal's tangent plane (:mod:`pointnormals.refine`): the model
+   says which plane, the scan's points say where exactly; its size follows the noise.
 
 Each step commutes with rotations, reflections, translations, uniform scaling and
 permutations of the input (farthest point sampling starts at an invariant point,
@@ -49,6 +52,7 @@ from torch import Tensor, nn
 from pointnormals import graph
 from pointnormals.geometry import normalize_cloud
 from pointnormals.nn.precision import float32_mlps
+from pointnormals.refine import refine_neighbours, refine_normals
 from pointnormals.patching import (
     SCALES,
     Patches,
@@ -146,6 +150,7 @@ def predict_normals(
     overlap: float = 1.5,
     batch_points: int | None = None,
     precision: str = "mixed",
+    refine: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> Tensor:
     """Unit normals ``(N, 3)`` of ``points`` ``(N, 3)`` (any size, pose, scale, units).
@@ -165,6 +170,8 @@ def predict_normals(
         precision: ``mixed`` (default: geometry in float64, the model's MLPs in its own
             dtype: exactly equivariant), ``float64`` (the same; pass a float64 model to
             run everything in float64) or ``float32`` (all float32: fastest, not exact).
+        refine: follow the model with a robust plane fit that it guides
+            (:func:`~pointnormals.refine.refine_normals`, its size from the noise).
         progress: called with ``(patches_done, patches_total)`` after every model call.
 
     Returns:
@@ -179,18 +186,21 @@ def predict_normals(
     # centred and scaled to the unit ball in float64 before any rounding (far-away
     # coordinates keep their precision); the model normalises every patch itself
     pos = normalize_cloud(points.to(device, torch.float64), eps=1e-300)[0].to(dtype)
+    search = graph.PatchSearch(pos)
+    surface = surface_points(pos, SCALES[-1] * patch_points, search=search)
     with _mlps_in_own_dtype(model, dtype):
         if n <= patch_points:
             normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
             if progress is not None:
                 progress(1, 1)
-            return normals.to(points.device, points.dtype)
-        search = graph.PatchSearch(pos)
-        if scale is None:
-            surface = surface_points(pos, SCALES[-1] * patch_points, search=search)
-            scale = choose_scale(surface, patch_points)
-        patches = plan_patches(pos, scale * patch_points, overlap, search=search)
-        normals = _run_patches(model, pos, patches, patch_points, batch_points, progress)
+        else:
+            if scale is None:
+                scale = choose_scale(surface, patch_points)
+            patches = plan_patches(pos, scale * patch_points, overlap, search=search)
+            normals = _run_patches(model, pos, patches, patch_points, batch_points, progress)
+    if refine:
+        neighbours = refine_neighbours(surface)
+        normals = refine_normals(pos, normals.to(dtype), neighbours, search=search)
     return normals.to(points.device, points.dtype)
 
 
