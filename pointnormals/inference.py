@@ -52,7 +52,6 @@ from torch import Tensor, nn
 from pointnormals import graph
 from pointnormals.geometry import normalize_cloud
 from pointnormals.nn.precision import float32_mlps
-from pointnormals.refine import refine_neighbours, refine_normals
 from pointnormals.patching import (
     SCALES,
     Patches,
@@ -63,6 +62,7 @@ from pointnormals.patching import (
     plan_patches,
     surface_points,
 )
+from pointnormals.refine import refine_neighbours, refine_normals
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
