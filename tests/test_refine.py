@@ -75,4 +75,4 @@ def test_chunks_do_not_change_the_result():
 
 def test_neighbours_grow_with_the_noise_estimate():
     sizes = [refine_neighbours(s) for s in (1, 16, 64, 1024, 16384, 10**9)]
-    assert sizes == sorted(sizes) and sizes[0] == 16 and sizes[-1] == 1024
+    assert sizes == sorted(sizes) and sizes[0] == 16 and sizes[-1] == 256
