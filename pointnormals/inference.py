@@ -123,13 +123,15 @@ def validate_points(points: Tensor) -> None:
         raise ValueError(f"{bad} of {n} points have non-finite (NaN/inf) coordinates")
 
 
-SURFACE_FACTOR = 2.0
+SURFACE_FACTOR = 16.0
 """``scale=None``: the context spans at least this many times the points a neighbourhood
 needs to look like a surface (:func:`~pointnormals.patching.surface_points`). Calibrated
-by ``scripts/calibrate_scale.py`` on training meshes (cow, teapot, beast, homer; 30k and
-150k points; noise 0-1.2 %): the RMSE of the chosen scale is 1.0099x that of the best
-scale per cloud (geometric mean; worst 1.13x), against 1.031x (worst 1.32x) for a
-fixed scale 1 and 1.011x for a factor of 4."""
+for accuracy per second by ``scripts/calibrate_scale.py --points 100000`` on training
+meshes (cow, teapot, beast, homer; noise 0-1.2 %), with the plane fit
+(:mod:`pointnormals.refine`) after the network: the RMSE of the chosen scale is 1.0057x
+that of the best scale per cloud (geometric mean; worst 1.045x) while the network sees
+0.54x the points of scale 1; factor 2 gives 1.0030x at 0.74x, factor 64 1.0106x at 0.40x,
+a fixed scale 1 1.0173x (worst 1.11x). Clean scans (16 points) keep scale 1."""
 
 
 def choose_scale(surface: float, patch_points: int, factor: float = SURFACE_FACTOR) -> int:

@@ -12,7 +12,8 @@ augmentation. The learning curve trains the equivariant model and the augmented
 baseline again on fewer shapes (``--curve``), with the same number of steps.
 
 Evaluation (``scripts/bench_accuracy.py``'s held-out clouds at ``--points``, through
-:func:`pointnormals.api.estimate`, the code path of ``predict.py``):
+:func:`pointnormals.api.estimate`, the code path of ``predict.py``, without its plane fit
+``refine``: the networks are compared):
 
 * accuracy per noise level (0, 0.125, 0.6, 1.2 % of the diagonal) with the clouds as
   generated (``aligned``) and under a random O(3) element with a translation (``o3``);
@@ -152,9 +153,12 @@ def transformed(cloud: Cloud, protocol: str, seed: int) -> Cloud:
 
 
 def estimate(model: torch.nn.Module | None, points: np.ndarray, **options: Any) -> np.ndarray:
-    """Normals of ``points``: the model through ``predict.py``'s path, or PCA k=``k``."""
+    """Normals of ``points``: the model through ``predict.py``'s path without its plane fit
+    (``refine=False``: the claims compare networks, and the fit would blend the same
+    classical step into all of them), or PCA k=``k``."""
     if model is None:
         return o3d.estimate_normals_pca(points, options["k"])
+    options = {"refine": False, **options}
     return api.estimate(torch.from_numpy(points), model=model, **options).numpy()
 
 
@@ -394,7 +398,8 @@ def report(args, results: Results, clouds: list[Cloud], start: float) -> str:
         f"**Clouds.** {len(clouds)} held-out clouds of `scripts/bench_accuracy.py` at "
         f"{args.points[0]:,} points ({', '.join(groups)}), scored through `api.estimate` "
         "(the code path of `predict.py`, defaults: scale auto, overlap 1.5, mixed "
-        "precision). `o3`: each cloud under a Haar-random orthogonal matrix (half are "
+        "precision; without the plane fit that `predict.py` adds after the network, "
+        "`refine=False`, so the networks themselves are compared). `o3`: each cloud under a Haar-random orthogonal matrix (half are "
         "reflections) and a translation. RMSE of the unoriented angle, degrees.\n"
     )
     lines += ["\n## The claims\n", *claims(args, results, clouds)]
@@ -428,7 +433,7 @@ def report(args, results: Results, clouds: list[Cloud], start: float) -> str:
 
     lines += ["\n## Cost\n", "Training step (`scripts/bench_model.py --repeats 3`):\n"]
     lines += ["```", results.data["cost|train"].strip(), "```\n"]
-    lines += ["Prediction time (`api.estimate`, defaults) against Open3D PCA k=30:\n"]
+    lines += ["Prediction time (`api.estimate`, `refine=False`) against Open3D PCA k=30:\n"]
     head = ["points", "PCA k=30 s", "TF s", "TF ÷ PCA", "identity s", "identity ÷ PCA"]
     lines += [_row(head), _row(["---"] * len(head))]
     for n in args.sizes:

@@ -32,7 +32,7 @@ from bench_accuracy import SHARED, scores
 
 MESHES = ("cow", "teapot", "beast", "homer")
 NOISE = (0.0, 0.00125, 0.003, 0.006, 0.012)
-FACTORS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+FACTORS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
 
 def main() -> None:
@@ -63,14 +63,15 @@ def main() -> None:
                 name = f"{stem} {size // 1000}k {100 * noise:.3g}%"
                 rows.append((name, k_star, rmse))
                 print(f"{name:28s} {k_star:6.0f} " + " ".join(f"{rmse[s]:6.2f}" for s in SCALES))
-    print("\nSURFACE_FACTOR  geomean RMSE(chosen)/RMSE(best scale)")
+    print("\nSURFACE_FACTOR  geomean RMSE(chosen)/RMSE(best scale), network work vs scale 1")
     for factor in FACTORS:
-        ratios = []
+        ratios, work = [], []
         for _, k_star, rmse in rows:
             chosen = inference.choose_scale(k_star, args.patch_points, factor)
             ratios.append(rmse[chosen] / min(rmse.values()))
+            work.append(1.0 / chosen)  # the network sees 1/s of the points
         mean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-        print(f"{factor:14g}  {mean:.4f}   worst {max(ratios):.3f}")
+        print(f"{factor:14g}  {mean:.4f}   worst {max(ratios):.3f}   work {np.mean(work):.2f}")
     fixed = {s: [rmse[s] / min(rmse.values()) for _, _, rmse in rows] for s in SCALES}
     for s, ratios in fixed.items():
         mean = math.exp(sum(math.log(r) for r in ratios) / len(ratios))

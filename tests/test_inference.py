@@ -136,7 +136,7 @@ def test_flat_ends_are_exact_under_reflections():
 
 def test_scale_choice_grows_with_noise():
     factor = inference.SURFACE_FACTOR
-    assert [choose_scale(16, 1024), choose_scale(8192, 1024)] == [1, 8]
+    assert [choose_scale(16, 1024), choose_scale(16384, 1024)] == [1, 8]
     assert choose_scale(1024.0 / factor, 1024) == 1
     assert choose_scale(1025.0 / factor, 1024) == 2
     model = small_model()
