@@ -8,7 +8,8 @@ and noise it was not tuned for. :func:`refine_normals` combines them: the model 
 *which* plane, the scan's own points say *where exactly*.
 
 For every point :math:`p_i` with guide normal :math:`n_i` (the model's) and its
-:math:`k` nearest points :math:`p_j`, the heights over the guide's tangent plane :math:`h_{ij} = n_i \cdot (p_j - p_i)` give the weights
+:math:`k` nearest points :math:`p_j`, the heights over the guide's tangent plane
+:math:`h_{ij} = n_i \cdot (p_j - p_i)` give the weights
 
 .. math::
     w_{ij} = \exp\!\big(-(h_{ij} / \tau_i)^2\big), \qquad

@@ -3,7 +3,8 @@
 A synthetic scan (the demo's shape family, exact normals, Gaussian noise) of
 ``--points`` points is estimated by the shipped model on each ``--device`` and by
 Open3D's PCA (kNN, ``--k``) on the CPU; the script prints the angular errors of each and
-the times as ratios to PCA (and CUDA vs CPU when both run). ``--cli`` also times the
+the times as ratios to PCA (and CUDA vs CPU when both run), with and without the plane
+fit that follows the network (``--no-refine``). ``--cli`` also times the
 command line on the same scan written to a PLY file: ``predict.py`` (model) against
 ``predict.py --method pca``, and the start-up (``predict.py --help``).
 
@@ -81,15 +82,16 @@ def main() -> None:
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         if device.type == "cuda":  # warm-up: CUDA context, kernels
             api.estimate(pos[:50_000], model=model, patch_points=args.patch_points)
-        sync()
-        start = time.perf_counter()
-        normals = api.estimate(pos, model=model, patch_points=args.patch_points)
-        sync()
-        seconds = time.perf_counter() - start
-        rows[f"TF-PointNet++ ({device.type})"] = (
-            score_normals(normals.cpu().numpy(), truth),
-            seconds,
-        )
+        for label, refine in (("", True), (", no fit", False)):
+            sync()
+            start = time.perf_counter()
+            normals = api.estimate(pos, model=model, patch_points=args.patch_points, refine=refine)
+            sync()
+            seconds = time.perf_counter() - start
+            rows[f"TF-PointNet++{label} ({device.type})"] = (
+                score_normals(normals.cpu().numpy(), truth),
+                seconds,
+            )
     base = next(iter(rows.values()))[1]
     print(f"{'method':28s} {'mean°':>6s} {'median°':>8s} {'<10°':>6s} {'time/PCA':>9s}")
     for name, (score, seconds) in rows.items():
@@ -97,7 +99,11 @@ def main() -> None:
             f"{name:28s} {score['mean']:6.2f} {score['median']:8.2f} {score['pgp10']:5.1f}% "
             f"{seconds / base:9.2f}"
         )
-    times = {name.split("(")[-1].rstrip(")"): s for name, (_, s) in rows.items() if "TF" in name}
+    times = {
+        name.split("(")[-1].rstrip(")"): s
+        for name, (_, s) in rows.items()
+        if name.startswith("TF-PointNet++ (")
+    }
     if "cpu" in times and "cuda" in times:
         print(f"model cuda/cpu time ratio = {times['cuda'] / times['cpu']:.4f}")
     print(f"(PCA: {base:.2f} s; model times are ratios to it)")

@@ -399,8 +399,9 @@ def report(args, results: Results, clouds: list[Cloud], start: float) -> str:
         f"{args.points[0]:,} points ({', '.join(groups)}), scored through `api.estimate` "
         "(the code path of `predict.py`, defaults: scale auto, overlap 1.5, mixed "
         "precision; without the plane fit that `predict.py` adds after the network, "
-        "`refine=False`, so the networks themselves are compared). `o3`: each cloud under a Haar-random orthogonal matrix (half are "
-        "reflections) and a translation. RMSE of the unoriented angle, degrees.\n"
+        "`refine=False`, so the networks themselves are compared). `o3`: each cloud "
+        "under a Haar-random orthogonal matrix (half are reflections) and a translation. "
+        "RMSE of the unoriented angle, degrees.\n"
     )
     lines += ["\n## The claims\n", *claims(args, results, clouds)]
     lines += ["\n## Accuracy (mean RMSE °, lower is better)\n"]
