@@ -110,7 +110,7 @@ def train_overrides(args: argparse.Namespace, name: str, shapes: int) -> list[st
         *MODELS[name],
         f"task_name={args.task}",
         f"run_name={slug(name, shapes)}",
-        f"data.synthetic_sizes=[{shapes},64,64]",
+        f"data.sources.synthetic.sizes=[{shapes},64,64]",
         f"++trainer.max_steps={args.steps}",
         f"trainer.max_epochs={epochs}",
         f"++trainer.check_val_every_n_epoch={max(1, epochs // 4)}",  # about 4 validations

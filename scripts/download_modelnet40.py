@@ -16,7 +16,7 @@ checked when ``--sha256`` is given. Failures print one line and exit with status
 Example::
 
     python scripts/download_modelnet40.py --layout resampled --url https://mirror/x.zip
-    python train.py data=modelnet40 data.root=data/modelnet40_normal_resampled
+    python train.py data=modelnet40 paths.modelnet40=data/modelnet40_normal_resampled
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> Path:
     if not target.is_dir():
         found = ", ".join(sorted(p.name for p in dest.iterdir() if p.is_dir()))
         raise DownloadError(f"unpacked into {dest} but found no {target.name}/ (found: {found})")
-    print(f"ready: {target}  (train with data=modelnet40 data.root={target})")
+    print(f"ready: {target}  (train with data=modelnet40 paths.modelnet40={target})")
     return target
 
 

@@ -20,7 +20,7 @@ def test_every_run_composes_with_equal_widths_and_budget(compose_train):
     params = {}
     for name, shapes in benchmark.runs(args):
         cfg = compose_train(*benchmark.train_overrides(args, name, shapes))
-        assert cfg.trainer.max_steps == 96 and cfg.data.synthetic_sizes[0] == shapes
+        assert cfg.trainer.max_steps == 96 and cfg.data.sources.synthetic.sizes[0] == shapes
         assert cfg.trainer.max_epochs * cfg.data.batch_size >= 96 * 8 / shapes
         model = hydra.utils.instantiate(cfg.model, _convert_="all")
         params[name] = sum(p.numel() for p in model.parameters())

@@ -52,13 +52,14 @@ def test_default_config(compose_train):
     cfg = compose_train()
     assert cfg.frames._target_ == "pointnormals.frames.LearnedFrames"
     assert cfg.reps.kind == "tensor"
-    assert cfg.data.dataset == "synthetic" and cfg.trainer.accelerator == "auto"
+    assert list(cfg.data.sources) == ["synthetic"] and cfg.trainer.accelerator == "auto"
     assert cfg.ckpt_path is None and cfg.train and cfg.test and cfg.seed is not None
     assert cfg.module.optimizer._partial_ and cfg.module.scheduler._partial_
     assert list(cfg.logger) == ["csv"]
     assert cfg.callbacks.model_checkpoint.monitor == "val/angle"
     # `_self_` sits before experiment/debug: the default sizing yields to experiments
-    assert cfg.data.synthetic_sizes[0] > compose_train("experiment=smoke").data.synthetic_sizes[0]
+    smoke = compose_train("experiment=smoke").data.sources.synthetic
+    assert cfg.data.sources.synthetic.sizes[0] > smoke.sizes[0]
 
 
 @pytest.mark.parametrize("frames", FRAMES)
@@ -161,10 +162,12 @@ def test_experiment_instantiates(compose_train, option):
 
 def test_experiment_recipes(compose_train):
     pretrained = compose_train("experiment=pretrained_cpu")
-    assert pretrained.data.dataset == "mixed" and pretrained.data.train_rotation == "o3"
-    assert pretrained.data.root.endswith("shared/data/modelnet40_mini")
+    sources = pretrained.data.sources
+    assert list(sources) == ["synthetic", "modelnet40"] and pretrained.data.train_rotation == "o3"
+    assert sources.modelnet40.root.endswith("shared/data/modelnet40_mini")
+    assert sources.synthetic._target_.endswith("SyntheticSource")  # overrides kept the target
     paper = compose_train("experiment=modelnet40_paper")
-    assert paper.data.dataset == "modelnet40" and paper.data.train_rotation == "o3"
+    assert paper.data.sources.synthetic is None and paper.data.train_rotation == "o3"
     assert paper.trainer.strategy == "ddp" and paper.trainer.max_epochs >= 100
     assert "o3" in paper.data.test_protocols
     assert "TQDM" in paper.callbacks.progress_bar._target_

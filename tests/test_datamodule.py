@@ -11,14 +11,17 @@ from conftest import CONF
 from hydra.utils import instantiate
 
 from pointnormals.data.datamodule import NormalsDataModule
+from pointnormals.data.sources import ModelNetSource, SyntheticSource
 
-SMALL = {"synthetic_sizes": (6, 4, 4), "synthetic_points": 600, "num_points": 256}
+
+def synthetic(tmp_path: Path, sizes=(6, 4, 4)) -> SyntheticSource:
+    return SyntheticSource(sizes=sizes, points=600, cache_dir=str(tmp_path))
 
 
-def small_module(tmp_path: Path, **overrides) -> NormalsDataModule:
-    kwargs = {"cache_dir": str(tmp_path), "batch_size": 4, "eval_num_points": 256, **SMALL}
-    kwargs["num_workers"] = 0  # no loader processes in tests
-    module = NormalsDataModule(**{**kwargs, **overrides})
+def small_module(tmp_path: Path, sources=None, **overrides) -> NormalsDataModule:
+    kwargs = {"batch_size": 4, "num_points": 256, "eval_num_points": 256, **overrides}
+    kwargs.setdefault("num_workers", 0)  # no loader processes in tests
+    module = NormalsDataModule(sources or {"synthetic": synthetic(tmp_path)}, **kwargs)
     module.prepare_data()
     module.setup("fit")
     return module
@@ -55,7 +58,8 @@ def test_val_and_test_loaders_are_aligned_and_o3_side_by_side(tmp_path):
 
 
 def test_o3_protocol_reflects_some_clouds_and_so3_none(tmp_path):
-    module = small_module(tmp_path, synthetic_sizes=(6, 16, 4), val_protocols=("o3", "so3"))
+    sources = {"synthetic": synthetic(tmp_path, sizes=(6, 16, 4))}
+    module = small_module(tmp_path, sources, val_protocols=("o3", "so3"))
     o3, so3 = (
         torch.cat([torch.linalg.det(b.rotation) for b in loader])
         for loader in module.val_dataloader()
@@ -92,23 +96,26 @@ def test_workers_give_the_same_evaluation_data(tmp_path):
 
 
 def test_modelnet_and_mixed(modelnet_mini, tmp_path):
-    module = small_module(tmp_path, dataset="modelnet40", root=str(modelnet_mini))
+    modelnet = ModelNetSource(str(modelnet_mini), cache_dir=str(tmp_path))
+    module = small_module(tmp_path, {"modelnet40": modelnet})
     sizes = [len(module.base_dataset(s)) for s in ("train", "val", "test")]
     assert sizes == [99, 11, 17]
     batch = next(iter(module.val_dataloader()[1]))
     assert batch.y.ge(0).all() and batch.pos.shape == (4 * 256, 3)
-    mixed = small_module(tmp_path, dataset="mixed", root=str(modelnet_mini))
+    mixed = small_module(tmp_path, {"synthetic": synthetic(tmp_path), "modelnet40": modelnet})
     assert [len(mixed.base_dataset(s)) for s in ("train", "val", "test")] == [105, 15, 21]
     labels = torch.cat([b.y for b in mixed.train_dataloader()])
     assert labels.eq(-1).sum() == 6 and labels.ge(0).sum() == 99
 
 
 def test_bad_arguments(tmp_path):
-    with pytest.raises(ValueError, match="unknown dataset"):
-        NormalsDataModule(dataset="shapenet")
-    with pytest.raises(ValueError, match=r"needs data\.root"):
-        NormalsDataModule(dataset="modelnet40")
-    module = NormalsDataModule(dataset="modelnet40", root=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="no data source"):
+        NormalsDataModule({"synthetic": None})
+    with pytest.raises(ValueError, match="needs root"):
+        ModelNetSource("")
+    with pytest.raises(ValueError, match="train, val, test"):
+        SyntheticSource(sizes=(6, 4))
+    module = NormalsDataModule({"modelnet40": ModelNetSource(str(tmp_path / "missing"))})
     with pytest.raises(ValueError, match="does not exist: expected"):
         module.prepare_data()
     with pytest.raises(ValueError, match="unknown rotation"):
@@ -124,11 +131,13 @@ def test_configs_instantiate_and_comment_every_key(
         if re.match(r"^\s*[\w.]+:", line):
             assert "#" in line, f"{path.name}: key without a comment: {line}"
     monkeypatch.setenv("MODELNET40_ROOT", str(modelnet_mini))
-    sizes = ["data.synthetic_sizes=[6,4,4]", "data.synthetic_points=600"]
+    sizes = [] if name == "modelnet40" else ["data.sources.synthetic.sizes=[6,4,4]"]
     cfg = compose_train(f"data={name}", *sizes, data_dir=tmp_path)
     module = instantiate(cfg.data)
-    assert isinstance(module, NormalsDataModule) and module.dataset == name
-    assert module.cache_dir == tmp_path and module.val_protocol_names == ("aligned", "o3")
+    expected_sources = {"synthetic": ["synthetic"], "modelnet40": ["modelnet40"]}
+    assert list(module.sources) == expected_sources.get(name, ["synthetic", "modelnet40"])
+    assert all(source.cache_dir == tmp_path for source in module.sources.values())
+    assert isinstance(module, NormalsDataModule) and module.val_protocol_names == ("aligned", "o3")
     module.prepare_data()
     expected = min(module.eval_batch_size, len(module.base_dataset("val")))
     assert next(iter(module.val_dataloader()[0])).num_graphs == expected

@@ -2,6 +2,8 @@
 
 * :class:`SyntheticShapes`: procedural shapes with exact normals (offline default);
 * :class:`ModelNet40`: both published layouts, auto-detected, cached per shape;
+* :mod:`~pointnormals.data.sources`: the datasets as objects the datamodule is given
+  (:class:`SyntheticSource`, :class:`ModelNetSource`);
 * :mod:`~pointnormals.data.transforms` and :class:`Protocol`: normalisation,
   subsampling, rotations ``none | z | so3 | o3``, noise, density variation;
 * ``NormalsDataModule`` (:mod:`pointnormals.data.datamodule`, imports Lightning, so it
@@ -14,14 +16,17 @@ from typing import Any
 
 from pointnormals.data.modelnet import ModelNet40, detect_layout
 from pointnormals.data.protocols import Protocol, ProtocolDataset, get_protocol
+from pointnormals.data.sources import ModelNetSource, SyntheticSource
 from pointnormals.data.synthetic import SyntheticShapes
 
 __all__ = [
     "ModelNet40",
+    "ModelNetSource",
     "NormalsDataModule",
     "Protocol",
     "ProtocolDataset",
     "SyntheticShapes",
+    "SyntheticSource",
     "detect_layout",
     "get_protocol",
 ]

@@ -10,38 +10,32 @@ logged as ``val/aligned/...`` and ``val/o3/...``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 import lightning as L
-import numpy as np
-from torch.utils.data import ConcatDataset, Dataset, Subset
+from torch.utils.data import ConcatDataset, Dataset
 from torch_geometric.loader import DataLoader
 
-from pointnormals.data.modelnet import ModelNet40, detect_layout
 from pointnormals.data.protocols import Protocol, ProtocolDataset, protocol_datasets
-from pointnormals.data.synthetic import SyntheticShapes
+from pointnormals.data.sources import SPLITS, Source, SyntheticSource
 
-__all__ = ["DATASETS", "NormalsDataModule"]
-
-DATASETS = ("synthetic", "modelnet40", "mixed")
+__all__ = ["NormalsDataModule"]
 
 
 class NormalsDataModule(L.LightningDataModule):
     """Point clouds with ground-truth normals, batched the PyG way (``batch`` vector).
 
     Args:
-        dataset: ``synthetic``, ``modelnet40`` or ``mixed`` (both, concatenated).
-        root: ModelNet40 directory, either layout (``modelnet40`` and ``mixed``).
-        cache_dir: where generated / cached data goes (``data/``).
+        sources: the datasets by name (:mod:`pointnormals.data.sources`), their splits
+            concatenated in this order; a ``None`` entry is skipped (how a config drops
+            an inherited source). Default: ``{"synthetic": SyntheticSource()}``.
         num_points: points per training cloud.
         eval_num_points: points per validation / test cloud (``None``: all).
         batch_size: clouds per training batch.
         eval_batch_size: clouds per evaluation batch (default ``batch_size``).
         num_workers: loader worker processes.
-        seed: *data* seed: synthetic shapes, the ModelNet validation split and the
-            evaluation protocols. Training augmentation uses the process RNG instead
-            (seed it with ``lightning.seed_everything(seed, workers=True)``).
+        seed: seed of the evaluation protocols. Training augmentation uses the process
+            RNG instead (seed it with ``lightning.seed_everything(seed, workers=True)``).
         train_rotation: ``none | z | so3 | o3`` augmentation while training.
         train_noise: noise levels (fraction of the box diagonal), one drawn per cloud.
         train_density: density modes ``none | gradient | stripes``, one drawn per cloud.
@@ -50,17 +44,11 @@ class NormalsDataModule(L.LightningDataModule):
         val_protocols: protocol names of the validation loaders (see
             :func:`~pointnormals.data.protocols.get_protocol`).
         test_protocols: protocol names of the test loaders.
-        synthetic_sizes: number of synthetic ``(train, val, test)`` shapes.
-        synthetic_points: points sampled per synthetic shape.
-        modelnet_points: points sampled per ModelNet40 mesh (mesh layout only).
-        val_fraction: share of the ModelNet40 train split held out for validation.
     """
 
     def __init__(
         self,
-        dataset: str = "synthetic",
-        root: str | None = None,
-        cache_dir: str = "data",
+        sources: Mapping[str, Source | None] | None = None,
         num_points: int = 1024,
         eval_num_points: int | None = 1024,
         batch_size: int = 8,
@@ -73,18 +61,13 @@ class NormalsDataModule(L.LightningDataModule):
         train_patch: Sequence[float] = (1.0,),
         val_protocols: Sequence[str] = ("aligned", "o3"),
         test_protocols: Sequence[str] = ("aligned", "o3"),
-        synthetic_sizes: Sequence[int] = (384, 64, 64),
-        synthetic_points: int = 4096,
-        modelnet_points: int = 10_000,
-        val_fraction: float = 0.1,
     ) -> None:
         super().__init__()
-        if dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {dataset!r}, expected one of {DATASETS}")
-        if dataset != "synthetic" and not root:
-            raise ValueError(f"dataset={dataset} needs data.root=<ModelNet40 directory>")
-        self.save_hyperparameters()
-        self.dataset, self.root, self.cache_dir = dataset, root, Path(cache_dir)
+        sources = {"synthetic": SyntheticSource()} if sources is None else sources
+        self.sources = {name: s for name, s in sources.items() if s is not None}
+        if not self.sources:
+            raise ValueError("NormalsDataModule: no data source (every entry is null)")
+        self.save_hyperparameters(ignore=["sources"])  # checkpoints stay plain data
         self.num_points, self.eval_num_points = num_points, eval_num_points
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -99,32 +82,21 @@ class NormalsDataModule(L.LightningDataModule):
         )
         self.val_protocol_names = tuple(str(x) for x in val_protocols)
         self.test_protocol_names = tuple(str(x) for x in test_protocols)
-        self.synthetic_sizes = tuple(int(x) for x in synthetic_sizes)
-        self.synthetic_points, self.modelnet_points = synthetic_points, modelnet_points
-        self.val_fraction = val_fraction
         self._bases: dict[str, Dataset] | None = None
 
     def prepare_data(self) -> None:
-        """Generate the synthetic caches and check the ModelNet40 root (one process)."""
-        if self.dataset != "modelnet40":
-            for split in ("train", "val", "test"):
-                self._synthetic(split)
-        if self.dataset != "synthetic":
-            detect_layout(self.root)  # fails early with a one-line message
+        """Generate caches and check paths of every source (one process)."""
+        for source in self.sources.values():
+            source.prepare()
 
     def setup(self, stage: str | None = None) -> None:
         """Build the raw train / val / test datasets (idempotent)."""
         if self._bases is not None:
             return
-        parts: dict[str, list[Dataset]] = {"train": [], "val": [], "test": []}
-        if self.dataset != "modelnet40":
-            for split in parts:
-                parts[split].append(self._synthetic(split))
-        if self.dataset != "synthetic":
-            train, val = self._modelnet_train_val()
-            parts["train"].append(train)
-            parts["val"].append(val)
-            parts["test"].append(self._modelnet("test"))
+        parts: dict[str, list[Dataset]] = {split: [] for split in SPLITS}
+        for source in self.sources.values():
+            for split, dataset in source.splits().items():
+                parts[split].append(dataset)
         self._bases = {k: v[0] if len(v) == 1 else ConcatDataset(v) for k, v in parts.items()}
 
     def base_dataset(self, split: str) -> Dataset:
@@ -132,20 +104,6 @@ class NormalsDataModule(L.LightningDataModule):
         self.setup()
         assert self._bases is not None
         return self._bases[split]
-
-    def _synthetic(self, split: str) -> SyntheticShapes:
-        size = self.synthetic_sizes[("train", "val", "test").index(split)]
-        return SyntheticShapes(self.cache_dir, split, size, self.synthetic_points, self.seed)
-
-    def _modelnet(self, split: str) -> ModelNet40:
-        assert self.root is not None
-        return ModelNet40(self.root, split, self.cache_dir, self.modelnet_points)
-
-    def _modelnet_train_val(self) -> tuple[Subset, Subset]:
-        full = self._modelnet("train")
-        order = np.random.default_rng(self.seed).permutation(len(full))
-        num_val = max(1, round(self.val_fraction * len(full)))
-        return Subset(full, sorted(order[num_val:])), Subset(full, sorted(order[:num_val]))
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training clouds under the training augmentation."""
