@@ -28,6 +28,7 @@ interrupted ones continue from ``last.ckpt``, scores are kept in
     python scripts/benchmark.py                      # ~2 h on 2 cores (training ~80 min)
     python scripts/benchmark.py --stages train       # only the training runs
     python scripts/benchmark.py --stages scores      # score the runs done so far
+    python scripts/benchmark.py --checkpoint "TF learned, tensor=gpu.ckpt"  # given, not trained
     python scripts/benchmark.py --steps 8 --curve 16 --points 5000 --limit 1 \\
         --sizes 10000 --task benchmark_smoke --out outputs/benchmark_smoke.md  # a smoke test
 """
@@ -101,6 +102,15 @@ def run_dir(args: argparse.Namespace, name: str, shapes: int) -> Path:
     return REPO / "logs" / args.task / "runs" / slug(name, shapes)
 
 
+def given(args: argparse.Namespace, name: str, shapes: int) -> Path | None:
+    """The checkpoint ``--checkpoint NAME=PATH`` gives for a main run (not trained here)."""
+    return args.given.get(name) if shapes == TRAIN_SHAPES else None
+
+
+def is_done(args: argparse.Namespace, name: str, shapes: int) -> bool:
+    return given(args, name, shapes) is not None or (run_dir(args, name, shapes) / "done").exists()
+
+
 # --------------------------------------------------------------------------- training
 def train_overrides(args: argparse.Namespace, name: str, shapes: int) -> list[str]:
     """``train.py`` overrides of one run: ``args.steps`` steps whatever the data size."""
@@ -120,7 +130,7 @@ def train_overrides(args: argparse.Namespace, name: str, shapes: int) -> list[st
 
 def train(args: argparse.Namespace) -> None:
     """Train every run without a ``done`` marker (resuming from ``last.ckpt``)."""
-    todo = [(n, s) for n, s in runs(args) if not (run_dir(args, n, s) / "done").exists()]
+    todo = [(n, s) for n, s in runs(args) if not is_done(args, n, s)]
     for i, (name, shapes) in enumerate(todo, 1):
         directory = run_dir(args, name, shapes)
         cmd = [sys.executable, str(REPO / "train.py"), *train_overrides(args, name, shapes)]
@@ -137,8 +147,10 @@ def train(args: argparse.Namespace) -> None:
 
 
 def load_run(args: argparse.Namespace, name: str, shapes: int) -> torch.nn.Module:
-    """The final weights of a run (``last.ckpt``: every model gets the same steps)."""
-    return load_model(run_dir(args, name, shapes) / "checkpoints" / "last.ckpt").float()
+    """The final weights of a run (``last.ckpt``: every model gets the same steps), or the
+    checkpoint given for it."""
+    path = given(args, name, shapes) or run_dir(args, name, shapes) / "checkpoints" / "last.ckpt"
+    return load_model(path).float()
 
 
 # ------------------------------------------------------------------------- evaluation
@@ -382,6 +394,7 @@ def report(args, results: Results, clouds: list[Cloud], start: float) -> str:
     seconds = {
         _label(n, s): json.loads((run_dir(args, n, s) / "done").read_text())["seconds"]
         for n, s in runs(args)
+        if given(args, n, s) is None
     }
     lines.append(
         f"**Budget.** Every model: {args.steps} AdamW steps of {BATCH} clouds × 1024 points "
@@ -394,6 +407,13 @@ def report(args, results: Results, clouds: list[Cloud], start: float) -> str:
         + ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
         + ".\n"
     )
+    if args.given:  # not trained here: their budget is whatever trained them
+        lines.append(
+            "**Given checkpoints** (`--checkpoint`, not trained by this script, so not on "
+            "the equal budget above): "
+            + ", ".join(f"{name}: `{path}`" for name, path in args.given.items())
+            + ".\n"
+        )
     lines.append(
         f"**Clouds.** {len(clouds)} held-out clouds of `scripts/bench_accuracy.py` at "
         f"{args.points[0]:,} points ({', '.join(groups)}), scored through `api.estimate` "
@@ -453,7 +473,7 @@ def evaluate(args: argparse.Namespace, finished_only: bool = False) -> None:
     results = Results(args.results)
     with tempfile.TemporaryDirectory() as cache:
         clouds = make_clouds(args, cache)
-    done = [(n, s) for n, s in runs(args) if (run_dir(args, n, s) / "done").exists()]
+    done = [(n, s) for n, s in runs(args) if is_done(args, n, s)]
     if not finished_only and len(done) < len(runs(args)):
         sys.exit("benchmark: some runs are not trained yet (--stages train first)")
     models = {_label(n, s): load_run(args, n, s) for n, s in done}
@@ -488,7 +508,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    default=[10_000, 100_000, 1_000_000], help="points of the timing")  # fmt: skip
     p.add_argument("--task", default="benchmark", help="runs go to logs/<task>/runs/")
     p.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
+                   help="evaluate this checkpoint as MODEL (one of MODELS) instead of "
+                   "training it, e.g. one trained longer on a GPU; repeatable (use a "
+                   "--task of its own: cached scores are keyed by model)")  # fmt: skip
     args = p.parse_args(argv)
+    args.given = {}
+    for item in args.checkpoint:
+        name, sep, path = item.partition("=")
+        if not sep or name not in MODELS or not Path(path).is_file():
+            p.error(f"--checkpoint {item!r}: expected MODEL=PATH, MODEL one of {list(MODELS)}")
+        args.given[name] = Path(path)
     args.results = REPO / "outputs" / args.task / "results.json"
     # what bench_accuracy.make_clouds reads
     args.points = [args.points]
