@@ -189,7 +189,9 @@ def predict_normals(
     # coordinates keep their precision); the model normalises every patch itself
     pos = normalize_cloud(points.to(device, torch.float64), eps=1e-300)[0].to(dtype)
     search = graph.PatchSearch(pos)
-    surface = surface_points(pos, SCALES[-1] * patch_points, search=search)
+    surface = 0.0  # the noise estimate: what the scale and the plane fit are sized by
+    if refine or (scale is None and n > patch_points):
+        surface = surface_points(pos, SCALES[-1] * patch_points, search=search)
     with _mlps_in_own_dtype(model, dtype):
         if n <= patch_points:
             normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))

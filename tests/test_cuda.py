@@ -66,3 +66,17 @@ def test_predict_on_gpu_matches_cpu_with_patches_beyond_the_cuda_knn_limit():
     cpu = predict_normals(model, pos, patch_points=512)
     gpu = predict_normals(model.to(CUDA), pos.to(CUDA), patch_points=512).cpu()
     torch.testing.assert_close(gpu, cpu, atol=1e-6, rtol=0)
+
+
+def test_plane_fit_on_gpu_matches_the_cpu():
+    """:func:`~pointnormals.refine.refine_normals` on CUDA (neighbours from
+    ``knn_dense``, batched ``eigh``) gives the CPU's normals."""
+    from pointnormals.refine import refine_normals
+
+    g = torch.Generator().manual_seed(0)
+    normals = torch.nn.functional.normalize(torch.randn(4000, 3, generator=g).double(), dim=1)
+    pos = normals + 0.02 * torch.randn(4000, 3, generator=g).double()
+    guide = torch.nn.functional.normalize(normals + 0.2 * torch.randn(4000, 3).double(), dim=1)
+    cpu = refine_normals(pos, guide, 48)
+    gpu = refine_normals(pos.to(CUDA), guide.to(CUDA), 48).cpu()
+    torch.testing.assert_close(gpu, cpu, atol=1e-9, rtol=0)
