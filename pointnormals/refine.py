@@ -46,13 +46,24 @@ from torch import Tensor
 
 from pointnormals import graph
 
-__all__ = ["NEIGHBOURS_PER_ROOT", "WIDTH", "refine_neighbours", "refine_normals", "refine_width"]
+__all__ = [
+    "FLAT_SPAN",
+    "NEIGHBOURS_PER_ROOT",
+    "WIDTH",
+    "refine_neighbours",
+    "refine_normals",
+    "refine_width",
+]
 
 NEIGHBOURS_PER_ROOT = 8.0
 r"""``k = 8`` :math:`\sqrt{k^*}` neighbours (:func:`refine_neighbours`), at most 256;
 calibrated on training meshes (cow, homer; 100k points; noise 0-1.2 %) against
 :math:`k^{1/3}` rules, fixed :math:`k` and caps of 128-1024 (beyond 256 the fit gains
 under 1.5 % at the highest noise for 2-4x the time of the neighbour search)."""
+
+FLAT_SPAN = 1e-12
+"""A fit whose middle covariance eigenvalue is at most this share of the largest (the
+neighbours are coincident or on a line, so no plane is defined) keeps the guide."""
 
 WIDTH = 2.0
 r"""Default ``c`` of the weight width :math:`\tau_i = c \cdot \operatorname{median}_j |h_{ij}|`
@@ -106,7 +117,8 @@ def refine_normals(
         chunk_elements: (point, neighbour) pairs held at once (memory bound).
 
     Returns:
-        ``(N, 3)`` unit normals in the dtype of ``points``, signed like ``normals``.
+        ``(N, 3)`` unit normals in the dtype of ``points``, signed like ``normals``; the
+        guide itself where the neighbours span no plane (:data:`FLAT_SPAN`).
     """
     n = points.size(0)
     k = min(neighbours, n)
@@ -126,7 +138,10 @@ def refine_normals(
         mean = (weight.unsqueeze(-1) * offsets).sum(1) / weight.sum(1, keepdim=True)
         centred = offsets - mean.unsqueeze(1)
         covariance = (weight.unsqueeze(-1) * centred).transpose(1, 2) @ centred  # (B, 3, 3)
-        axis = torch.linalg.eigh(covariance)[1][..., 0]  # (B, 3), least variance
-        flip = (axis * guide_i).sum(-1, keepdim=True) < 0
-        out[start:stop] = torch.where(flip, -axis, axis)
+        values, vectors = torch.linalg.eigh(covariance)  # ascending
+        axis = vectors[..., 0]  # (B, 3), least variance
+        axis = torch.where((axis * guide_i).sum(-1, keepdim=True) < 0, -axis, axis)
+        # coincident or collinear neighbours span no plane: the guide stays
+        no_plane = values[:, 1] <= FLAT_SPAN * values[:, 2]
+        out[start:stop] = torch.where(no_plane.unsqueeze(-1), guide_i, axis)
     return out

@@ -79,3 +79,17 @@ def test_neighbours_and_width_grow_with_the_noise_estimate():
     assert sizes == sorted(sizes) and sizes[0] == 16 and sizes[-1] == 256
     widths = [refine_width(s) for s in estimates]
     assert widths == sorted(widths) and widths[0] == 2.0 and widths[-1] == 4.0
+
+
+def test_neighbours_that_span_no_plane_keep_the_guide():
+    """Coincident points (a scanner's repeated returns) and points on a line define no
+    plane: the guide stays instead of an arbitrary eigenvector."""
+    pos, truth = noisy_sphere(500, 0.0)
+    line = torch.linspace(0, 1, 40, dtype=torch.float64).unsqueeze(1) * torch.tensor(
+        [[1.0, 2.0, 3.0]], dtype=torch.float64
+    )
+    pos = torch.cat([pos, torch.full((40, 3), 5.0, dtype=torch.float64), line + 10.0])
+    guide = perturbed(torch.cat([truth, truth[:80]]), 10.0)
+    refined = refine_normals(pos, guide, 32)
+    assert torch.equal(refined[500:], guide[500:])
+    assert bool(torch.isfinite(refined).all())
