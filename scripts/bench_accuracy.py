@@ -13,6 +13,7 @@ per-cloud best ``k`` (oracle). Angles are between lines, θ = arccos|cos| in deg
 
     python scripts/bench_accuracy.py --quick                  # ~15 s on 2 cores
     python scripts/bench_accuracy.py                          # 52 clouds, ~15 min
+    python scripts/bench_accuracy.py --variant model --variant network:refine=false  # fit's share
     python scripts/bench_accuracy.py --points 50000,200000 --variant s1:scale=1 \\
         --variant s4:scale=4,overlap=2 --csv outputs/bench_accuracy.csv
 """
@@ -233,7 +234,10 @@ def write_csv(path: Path, clouds: list[Cloud], results: list[dict]) -> None:
 
 
 def _value(text: str) -> Any:
-    """``"4"`` → 4, ``"1.5"`` → 1.5, ``"None"`` → None, anything else stays a string."""
+    """``"4"`` → 4, ``"1.5"`` → 1.5, ``"None"`` → None, ``"false"``/``"true"`` → bool,
+    anything else stays a string."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     for cast in (int, float):
         try:
             return cast(text)

@@ -72,3 +72,14 @@ def test_unknown_group_is_a_usage_error():
     cmd = [sys.executable, str(SCRIPT), "--groups", "noisy"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 2 and "unknown ['noisy']" in result.stderr
+
+
+def test_variants_parse_numbers_none_and_booleans():
+    sys.path.insert(0, str(REPO / "scripts"))
+    from bench_accuracy import parse_variant
+
+    name, options = parse_variant("network:refine=false,scale=4,overlap=1.5,batch_points=None")
+    assert name == "network"
+    assert options == {"refine": False, "scale": 4, "overlap": 1.5, "batch_points": None}
+    assert parse_variant("fit:refine=True")[1] == {"refine": True}
+    assert parse_variant("model") == ("model", {})
