@@ -62,7 +62,7 @@ from pointnormals.patching import (
     plan_patches,
     surface_points,
 )
-from pointnormals.refine import refine_neighbours, refine_normals, refine_width
+from pointnormals.refine import refine_neighbours, refine_normals
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -203,8 +203,8 @@ def predict_normals(
             patches = plan_patches(pos, scale * patch_points, overlap, search=search)
             normals = _run_patches(model, pos, patches, patch_points, batch_points, progress)
     if refine:
-        neighbours, width = refine_neighbours(surface), refine_width(surface)
-        normals = refine_normals(pos, normals.to(dtype), neighbours, width, search=search)
+        neighbours = refine_neighbours(surface)
+        normals = refine_normals(pos, normals.to(dtype), neighbours, search=search)
     return normals.to(points.device, points.dtype)
 
 

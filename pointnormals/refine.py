@@ -24,8 +24,7 @@ Heights change sign under reflections and scale with the cloud, :math:`\tau_i` w
 them, so the weights are invariant and the fit is equivariant under rotations,
 reflections, translations, uniform scaling and permutations (the neighbourhoods are
 distance ranks). :func:`refine_neighbours` sets :math:`k` from the cloud's invariant
-noise estimate :func:`~pointnormals.patching.surface_points`, and :func:`refine_width`
-sets :math:`c`.
+noise estimate :func:`~pointnormals.patching.surface_points`.
 
 >>> import torch
 >>> xy = torch.rand(2000, 2, dtype=torch.float64)
@@ -52,7 +51,6 @@ __all__ = [
     "WIDTH",
     "refine_neighbours",
     "refine_normals",
-    "refine_width",
 ]
 
 NEIGHBOURS_PER_ROOT = 8.0
@@ -66,8 +64,10 @@ FLAT_SPAN = 1e-12
 neighbours are coincident or on a line, so no plane is defined) keeps the guide."""
 
 WIDTH = 2.0
-r"""Default ``c`` of the weight width :math:`\tau_i = c \cdot \operatorname{median}_j |h_{ij}|`
-(:func:`refine_width` sizes it from the noise)."""
+r"""``c`` of the weight width :math:`\tau_i = c \cdot \operatorname{median}_j |h_{ij}|`.
+Wider slabs (``c = 4``) were 2-5 % better on noisy training scans but up to 18 % worse on
+thin CAD parts (ModelNet40 train shapes whose noise estimate reads high: 24.1° at
+``c = 2``, 28.6° at ``c = 4``), which the noise estimate cannot tell from noise."""
 
 
 def refine_neighbours(surface: float, lowest: int = 16, highest: int = 256) -> int:
@@ -81,21 +81,6 @@ def refine_neighbours(surface: float, lowest: int = 16, highest: int = 256) -> i
     (32, 64, 256)
     """
     return int(min(highest, max(lowest, round(NEIGHBOURS_PER_ROOT * math.sqrt(surface)))))
-
-
-def refine_width(surface: float) -> float:
-    r"""``c`` of the weight width for a cloud with noise estimate :math:`k^*` (``surface``):
-    :math:`c = 2 + \log_2(k^*/16)` clipped to ``[2, 4]`` — 2 on a clean scan, where the
-    heights are curvature and a narrow slab keeps the fit local, 4 from :math:`k^* = 64`
-    on, where they are noise and a narrow slab would cut the noise's tails and tilt the
-    fit towards the guide. Calibrated on training meshes (cow, teapot, beast; 100k points;
-    noise 0-1.2 %) against fixed ``c`` of 1.5-4: 2-5 % lower RMSE than ``c = 2`` on noisy
-    clouds, the same on clean ones.
-
-    >>> refine_width(16), refine_width(32), refine_width(16384)
-    (2.0, 3.0, 4.0)
-    """
-    return float(min(4.0, max(WIDTH, WIDTH + math.log2(max(surface, 1.0) / 16.0))))
 
 
 def refine_normals(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pointnormals.refine import refine_neighbours, refine_normals, refine_width
+from pointnormals.refine import refine_neighbours, refine_normals
 from pointnormals.testing import angle_deg, assert_equivariant
 
 
@@ -73,12 +73,10 @@ def test_chunks_do_not_change_the_result():
     assert torch.equal(one, many)
 
 
-def test_neighbours_and_width_grow_with_the_noise_estimate():
+def test_neighbours_grow_with_the_noise_estimate():
     estimates = (1, 16, 64, 1024, 16384, 10**9)
     sizes = [refine_neighbours(s) for s in estimates]
     assert sizes == sorted(sizes) and sizes[0] == 16 and sizes[-1] == 256
-    widths = [refine_width(s) for s in estimates]
-    assert widths == sorted(widths) and widths[0] == 2.0 and widths[-1] == 4.0
 
 
 def test_neighbours_that_span_no_plane_keep_the_guide():
