@@ -110,6 +110,7 @@ def refine_normals(
     search = search or graph.PatchSearch(points)
     guide = normals.to(points.dtype)
     out = torch.empty_like(guide)
+    tiny = torch.finfo(points.dtype).tiny
     step = max(1, chunk_elements // k)
     for start in range(0, n, step):
         stop = min(start + step, n)
@@ -118,7 +119,6 @@ def refine_normals(
         guide_i = guide[start:stop]
         height = (offsets @ guide_i.unsqueeze(-1)).squeeze(-1)  # (B, k)
         tau = width * height.abs().median(dim=1, keepdim=True).values
-        tiny = torch.finfo(points.dtype).tiny
         weight = torch.exp(-((height / tau.clamp_min(tiny)) ** 2))  # (B, k)
         mean = (weight.unsqueeze(-1) * offsets).sum(1) / weight.sum(1, keepdim=True)
         centred = offsets - mean.unsqueeze(1)

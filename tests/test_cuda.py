@@ -12,6 +12,7 @@ from conftest import two_clouds, variant_model
 
 from pointnormals import graph
 from pointnormals.frames import LearnedFrames
+from pointnormals.refine import refine_normals
 from pointnormals.testing import assert_equivariant
 
 pytestmark = pytest.mark.cuda
@@ -71,8 +72,6 @@ def test_predict_on_gpu_matches_cpu_with_patches_beyond_the_cuda_knn_limit():
 def test_plane_fit_on_gpu_matches_the_cpu():
     """:func:`~pointnormals.refine.refine_normals` on CUDA (neighbours from
     ``knn_dense``, batched ``eigh``) gives the CPU's normals."""
-    from pointnormals.refine import refine_normals
-
     g = torch.Generator().manual_seed(0)
     normals = torch.nn.functional.normalize(torch.randn(4000, 3, generator=g).double(), dim=1)
     pos = normals + 0.02 * torch.randn(4000, 3, generator=g).double()

@@ -25,12 +25,13 @@ def perturbed(normals: torch.Tensor, degrees: float, seed: int = 1) -> torch.Ten
 
 
 def test_refinement_is_o3_equivariant_and_keeps_the_guides_sign():
+    """Rotations and reflections, translations, permutations; float64 (measured 1e-13°)
+    and float32 (5e-5°)."""
     pos, truth = noisy_sphere(1500, 0.02)
     guide = perturbed(truth, 15.0)
     assert_equivariant(
-        lambda p, n: refine_normals(p, n, 48), [pos, guide], ["pos", "normal"], "normal",
-        dtypes=(torch.float64,),
-    )  # fmt: skip
+        lambda p, n: refine_normals(p, n, 48), [pos, guide], ["pos", "normal"], "normal"
+    )
     refined = refine_normals(pos, guide, 48)
     assert bool(((refined * guide).sum(-1) > 0).all())
 
