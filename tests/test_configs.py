@@ -11,12 +11,13 @@ import pytest
 import torch
 from conftest import CONF
 from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from pointnormals.data.datamodule import NormalsDataModule
 from pointnormals.data.scan_datamodule import ScanDataModule
 from pointnormals.frames import target_of
 from pointnormals.nn import TFPointNet
+from pointnormals.reps import as_reps
 from pointnormals.training import utils
 from pointnormals.training.module import NormalEstimationModule
 
@@ -51,7 +52,8 @@ def test_groups_exist():
 def test_default_config(compose_train):
     cfg = compose_train()
     assert cfg.frames._target_ == "pointnormals.frames.LearnedFrames"
-    assert cfg.reps.kind == "tensor"
+    assert cfg.model.reps_kind == "tensor"
+    assert list(cfg.model.stages) == ["embed", "level1", "level2"]
     assert list(cfg.data.sources) == ["synthetic"] and cfg.trainer.accelerator == "auto"
     assert cfg.ckpt_path is None and cfg.train and cfg.test and cfg.seed is not None
     assert cfg.module.optimizer._partial_ and cfg.module.scheduler._partial_
@@ -70,8 +72,20 @@ def test_model_instantiates(compose_train, frames, reps):
     assert isinstance(module, NormalEstimationModule) and isinstance(module.model, TFPointNet)
     config = module.hparams["model_config"]
     assert config["frames"]["_target_"] == target_of(frames)
-    assert config["reps_kind"] == cfg.reps.kind
-    assert [s["reps"] for s in config["stages"]] == list(cfg.reps.levels)
+    assert config["reps_kind"] == ("irreps" if reps == "irreps" else "tensor")
+    stages = config["stages"]
+    assert [s["reps"] for s in stages] == [s.reps for s in cfg.model.stages.values()]
+    # a reps option changes the features only: widths equal, geometry from the model yaml
+    dims = [as_reps(s["reps"], config["reps_kind"]).dim for s in stages]
+    assert dims == ([80, 160, 320] if reps == "irreps" else [92, 184, 368])
+    assert all(as_reps(s["reps"], config["reps_kind"]).is_scalar for s in stages) == (
+        reps == "scalar"
+    )
+    default = compose_train().model.stages  # the one source of every stage's geometry
+    for stage, written in zip(stages, default.values(), strict=True):
+        for key, value in OmegaConf.to_container(written).items():
+            if key != "reps":
+                assert stage[key] == (tuple(value) if isinstance(value, list) else value), key
     assert TFPointNet(**config).config == config  # plain and round-tripping
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import torch
@@ -97,7 +98,9 @@ class TFPointNet(nn.Module):
     model with ``TFPointNet(**config)``.
 
     Args:
-        stages: list of :class:`Stage` (or dicts); ``stages[0].ratio`` must be 1.
+        stages: list of :class:`Stage` (or dicts), finest first; or a dict of them by name
+            (the config's form, so an option can change one field of one stage), whose
+            ``None`` entries are skipped. ``stages[0].ratio`` must be 1.
         frames: frame construction for :func:`~pointnormals.frames.build_frames`: a
             short name (``"pca"``) or a ``{"_target_": ..., **kwargs}`` dict.
         reps_kind: ``"tensor"`` (Cartesian) or ``"irreps"``.
@@ -113,7 +116,7 @@ class TFPointNet(nn.Module):
 
     def __init__(
         self,
-        stages: list[Stage | dict],
+        stages: list[Stage | dict] | Mapping[str, Stage | dict | None],
         frames: dict | str = "learned",
         reps_kind: str = "tensor",
         frame_update: bool = False,
@@ -123,6 +126,8 @@ class TFPointNet(nn.Module):
         normalize: bool = True,
     ) -> None:
         super().__init__()
+        if isinstance(stages, Mapping):
+            stages = [s for s in stages.values() if s is not None]
         stages = [_as_stage(s) for s in stages]
         if not stages or stages[0].ratio != 1.0:
             raise ValueError("TFPointNet: stages[0] must embed every point (ratio=1.0)")

@@ -105,7 +105,7 @@ def log_hyperparameters(cfg: DictConfig, module: L.LightningModule, trainer: L.T
     params = module.parameters()
     hparams = {
         key: OmegaConf.to_container(cfg[key], resolve=True) if key in cfg else None
-        for key in ("data", "model", "module", "trainer", "callbacks", "frames", "reps")
+        for key in ("data", "model", "module", "trainer", "callbacks", "frames")
     }
     hparams.update(
         seed=cfg.get("seed"),
