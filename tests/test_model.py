@@ -82,6 +82,22 @@ def test_stage_zero_must_keep_every_point():
         TFPointNet([{"reps": "8x0n"}], frames="nope")
 
 
+def test_stages_by_name_as_the_config_writes_them():
+    """A dict of named stages (``None`` skipped, ``_target_`` naming Stage) builds the same
+    model as the list, and the checkpoint config stays a plain list."""
+    stages = [{"reps": "4x0n+1x1n", "hidden": [8]}, {"reps": "8x0n", "ratio": 0.5, "hidden": [8]}]
+    named = {
+        "embed": {"_target_": "pointnormals.nn.Stage", **stages[0]},
+        "level1": stages[1],
+        "level2": None,
+    }
+    assert (
+        TFPointNet(named, frames="identity").config == TFPointNet(stages, frames="identity").config
+    )
+    with pytest.raises(ValueError, match="a stage is a pointnormals.nn.Stage"):
+        TFPointNet({"embed": {"_target_": "torch.nn.Linear", "reps": "8x0n"}})
+
+
 def test_sampling_is_invariant_to_pose_and_order():
     """FPS centres and capped ball neighbourhoods select the same points for g·x."""
     from pointnormals import graph

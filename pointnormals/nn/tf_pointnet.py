@@ -48,10 +48,16 @@ class _Level:
     x: Tensor
 
 
+_STAGE_TARGETS = ("pointnormals.nn.Stage", "pointnormals.nn.tf_pointnet.Stage")
+
+
 def _as_stage(stage: Stage | dict) -> Stage:
     if isinstance(stage, Stage):
         return stage
     stage = dict(stage)
+    target = stage.pop("_target_", _STAGE_TARGETS[0])  # the config names the class
+    if target not in _STAGE_TARGETS:
+        raise ValueError(f"TFPointNet: a stage is a {_STAGE_TARGETS[0]}, not {target}")
     for key in ("hidden", "up_hidden"):
         if key in stage:
             stage[key] = tuple(stage[key])
