@@ -126,7 +126,7 @@ def estimate(
         normals = inference.predict_normals(
             model,
             points,
-            progress=lambda done, total: report("predicting", done, total),
+            progress=report,
             **predict_options,
         )
     if orient != "none":

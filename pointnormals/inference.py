@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -78,7 +79,8 @@ __all__ = [
 ]
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "tf_pointnet.ckpt"
-"""The checkpoint shipped with the package (recipe: ``experiment=pretrained_cpu``)."""
+"""The checkpoint shipped with the package (recipe: ``experiment=pretrained_cpu``, then
+``pretrained_scans`` and ``pretrained_scans2`` from it; the recipe is stored inside)."""
 
 MIN_POINTS = 8
 """Smallest cloud a normal can be estimated for (a neighbourhood needs a few points)."""
@@ -153,7 +155,7 @@ def predict_normals(
     batch_points: int | None = None,
     precision: str = "mixed",
     refine: bool = True,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Tensor:
     """Unit normals ``(N, 3)`` of ``points`` ``(N, 3)`` (any size, pose, scale, units).
 
@@ -174,7 +176,9 @@ def predict_normals(
             run everything in float64) or ``float32`` (all float32: fastest, not exact).
         refine: follow the model with a robust plane fit that it guides
             (:func:`~pointnormals.refine.refine_normals`, its size from the noise).
-        progress: called with ``(patches_done, patches_total)`` after every model call.
+        progress: called as ``progress(stage, done, total)``: ``("predicting", patches
+            done, patches)`` after every model call, ``("fitting planes", points done,
+            points)`` after every chunk of the plane fit.
 
     Returns:
         Unoriented unit normals on the device of ``points``, in its dtype.
@@ -196,15 +200,19 @@ def predict_normals(
         if n <= patch_points:
             normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
             if progress is not None:
-                progress(1, 1)
+                progress("predicting", 1, 1)
         else:
             if scale is None:
                 scale = choose_scale(surface, patch_points)
             patches = plan_patches(pos, scale * patch_points, overlap, search=search)
-            normals = _run_patches(model, pos, patches, patch_points, batch_points, progress)
+            counted = None if progress is None else partial(progress, "predicting")
+            normals = _run_patches(model, pos, patches, patch_points, batch_points, counted)
     if refine:
+        counted = None if progress is None else partial(progress, "fitting planes")
         neighbours = refine_neighbours(surface)
-        normals = refine_normals(pos, normals.to(dtype), neighbours, search=search)
+        normals = refine_normals(
+            pos, normals.to(dtype), neighbours, search=search, progress=counted
+        )
     return normals.to(points.device, points.dtype)
 
 

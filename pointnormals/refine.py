@@ -39,6 +39,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -90,6 +91,7 @@ def refine_normals(
     width: float = WIDTH,
     search: graph.PatchSearch | None = None,
     chunk_elements: int = 2**22,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Tensor:
     r"""Guided plane fits (see the module docstring) of every point.
 
@@ -100,6 +102,7 @@ def refine_normals(
         width: ``c`` of the weight width.
         search: a :class:`~pointnormals.graph.PatchSearch` of ``points`` to reuse.
         chunk_elements: (point, neighbour) pairs held at once (memory bound).
+        progress: called with ``(points_done, N)`` after every chunk.
 
     Returns:
         ``(N, 3)`` unit normals in the dtype of ``points``, signed like ``normals``; the
@@ -129,4 +132,6 @@ def refine_normals(
         # coincident or collinear neighbours span no plane: the guide stays
         no_plane = values[:, 1] <= FLAT_SPAN * values[:, 2]
         out[start:stop] = torch.where(no_plane.unsqueeze(-1), guide_i, axis)
+        if progress is not None:
+            progress(stop, n)
     return out

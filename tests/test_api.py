@@ -88,6 +88,35 @@ def test_an_already_loaded_model_is_used_as_is():
     np.testing.assert_array_equal(a, b)
 
 
+def test_progress_reports_every_stage_in_order_and_counts_to_the_end():
+    calls = []
+    pointnormals.api.estimate(
+        torch.from_numpy(sphere(3000)),
+        model=small_model(),
+        orient="outward",
+        patch_points=256,
+        progress=lambda *call: calls.append(call),
+    )
+    stages = [stage for stage, _, _ in calls]
+    order = list(dict.fromkeys(stages))
+    assert order == ["planning", "predicting", "fitting planes", "orienting"]
+    for stage in ("predicting", "fitting planes"):
+        counts = [(done, total) for s, done, total in calls if s == stage]
+        done = [d for d, _ in counts]
+        assert done == sorted(done) and counts[-1][0] == counts[-1][1] > 0
+    assert calls[-2][1:] == (3000, 3000)  # the fit counts points
+    # no fit, no fit stage
+    calls.clear()
+    pointnormals.api.estimate(
+        torch.from_numpy(sphere(3000)),
+        model=small_model(),
+        patch_points=256,
+        refine=False,
+        progress=lambda *call: calls.append(call),
+    )
+    assert "fitting planes" not in {stage for stage, _, _ in calls}
+
+
 def test_bad_clouds_and_options_are_refused_with_a_message():
     with pytest.raises(ValueError, match="all 1,000 points coincide"):
         pointnormals.estimate_normals(np.full((1000, 3), 7.5), method="pca")

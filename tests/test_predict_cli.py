@@ -310,6 +310,7 @@ def test_progress_only_on_a_terminal_and_never_with_quiet(scan, checkpoint):
     status, out, err = _script(*argv, tty=True)
     assert status == 0 and out.count("\n") == 1
     assert "predicting scan.ply" in err and "ETA" in err
+    assert "fitting planes scan.ply" in err  # the plane fit is a counted stage too
 
 
 def test_show_without_a_display_fails_before_any_work(scan, capsys, monkeypatch):
