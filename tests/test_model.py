@@ -94,7 +94,7 @@ def test_stages_by_name_as_the_config_writes_them():
     assert (
         TFPointNet(named, frames="identity").config == TFPointNet(stages, frames="identity").config
     )
-    with pytest.raises(ValueError, match="a stage is a pointnormals.nn.Stage"):
+    with pytest.raises(ValueError, match=r"a stage is a pointnormals\.nn\.Stage"):
         TFPointNet({"embed": {"_target_": "torch.nn.Linear", "reps": "8x0n"}})
 
 
