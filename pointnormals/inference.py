@@ -184,6 +184,7 @@ def predict_normals(
         Unoriented unit normals on the device of ``points``, in its dtype.
     """
     validate_points(points)
+    report = progress or _quiet
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     n = points.size(0)
@@ -199,16 +200,15 @@ def predict_normals(
     with _mlps_in_own_dtype(model, dtype):
         if n <= patch_points:
             normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
-            if progress is not None:
-                progress("predicting", 1, 1)
+            report("predicting", 1, 1)
         else:
             if scale is None:
                 scale = choose_scale(surface, patch_points)
             patches = plan_patches(pos, scale * patch_points, overlap, search=search)
-            counted = None if progress is None else partial(progress, "predicting")
+            counted = partial(report, "predicting")
             normals = _run_patches(model, pos, patches, patch_points, batch_points, counted)
     if refine:
-        counted = None if progress is None else partial(progress, "fitting planes")
+        counted = partial(report, "fitting planes")
         neighbours = refine_neighbours(surface)
         normals = refine_normals(
             pos, normals.to(dtype), neighbours, search=search, progress=counted
@@ -217,6 +217,10 @@ def predict_normals(
 
 
 PRECISIONS = ("mixed", "float64", "float32")
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    """The progress callback when none is given."""
 
 
 @contextmanager
@@ -238,7 +242,7 @@ def _run_patches(
     patches: Patches,
     patch_points: int,
     batch_points: int | None,
-    progress: Callable[[int, int], None] | None,
+    progress: Callable[[int, int], None],
 ) -> Tensor:
     """Predict every patch (batched), spread to its unseen points, blend per point."""
     device, n = pos.device, pos.size(0)
@@ -283,8 +287,7 @@ def _run_patches(
         points.append(torch.cat([context.reshape(-1), extra]))
         preds.append(pred[torch.cat([src, src_extra])].to(pos.dtype))
         weights.append(depth_weights(distance, radius[target_batch]))
-        if progress is not None:
-            progress(stop, total)
+        progress(stop, total)
     return blend(torch.cat(points), torch.cat(weights), torch.cat(preds), n)
 
 

@@ -48,7 +48,7 @@ class _Level:
     x: Tensor
 
 
-_STAGE_TARGETS = ("pointnormals.nn.Stage", "pointnormals.nn.tf_pointnet.Stage")
+_STAGE_TARGETS = ("pointnormals.nn.Stage", f"{Stage.__module__}.{Stage.__qualname__}")
 
 
 def _as_stage(stage: Stage | dict) -> Stage:
