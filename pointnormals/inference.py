@@ -63,7 +63,7 @@ from pointnormals.patching import (
     plan_patches,
     surface_points,
 )
-from pointnormals.refine import refine_neighbours, refine_normals
+from pointnormals.refine import fit_settings, refine_neighbours, refine_normals
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -209,9 +209,16 @@ def predict_normals(
             normals = _run_patches(model, pos, patches, patch_points, batch_points, counted)
     if refine:
         counted = partial(report, "fitting planes")
-        neighbours = refine_neighbours(surface)
+        normals = normals.to(dtype)
+        width, passes = fit_settings(pos, normals, search=search)
         normals = refine_normals(
-            pos, normals.to(dtype), neighbours, search=search, progress=counted
+            pos,
+            normals,
+            refine_neighbours(surface),
+            width=width,
+            passes=passes,
+            search=search,
+            progress=counted,
         )
     return normals.to(points.device, points.dtype)
 

@@ -349,8 +349,8 @@ def test_demo_runs_scores_and_draws_both_methods(tmp_path, checkpoint, capsys, m
 
 @pytest.mark.slow
 def test_shipped_checkpoint_beats_pca_on_a_noisy_scan():
-    """Regression guard of the shipped model (measured, mean angle: 10.83° vs PCA k=30
-    15.3°, 13.75° without the plane fit; 20k points, noise 0.65 % of the diagonal,
+    """Regression guard of the shipped model (measured, mean angle: 10.13° vs PCA k=30
+    15.3°, 13.70° without the plane fit; 20k points, noise 0.65 % of the diagonal,
     arbitrary pose), through the CLI's default path."""
     if not DEFAULT_CHECKPOINT.is_file():
         pytest.skip("no checkpoint in pointnormals/checkpoints/")
@@ -360,16 +360,16 @@ def test_shipped_checkpoint_beats_pca_on_a_noisy_scan():
     model = score_normals(api.estimate_normals(points, device="cpu"), truth)
     unfitted = score_normals(api.estimate_normals(points, device="cpu", refine=False), truth)
     pca = score_normals(api.estimate_normals(points, method="pca", k=30), truth)
-    assert model["mean"] < 11.5
+    assert model["mean"] < 10.6
     assert model["mean"] < pca["mean"] and model["pgp10"] > pca["pgp10"]
-    assert model["mean"] < unfitted["mean"] - 1.5
+    assert model["mean"] < unfitted["mean"] - 2.5
 
 
 @pytest.mark.slow
 def test_shipped_checkpoint_takes_a_larger_context_on_a_dense_very_noisy_scan():
-    """Regression guard of ``--scale auto`` (measured, RMSE: model 26.96° vs 28.93° at a
+    """Regression guard of ``--scale auto`` (measured, RMSE: model 25.92° vs 26.26° at a
     fixed scale 1; PCA k=30 51.8°, k=100 33.7°, k=400 26.6°; 100k points, noise 1.2 % of
-    the diagonal)."""
+    the diagonal; before the plane fit's second pass on noisy scans: 26.96° vs 28.93°)."""
     if not DEFAULT_CHECKPOINT.is_file():
         pytest.skip("no checkpoint in pointnormals/checkpoints/")
     from pointnormals.demo import demo_scan, score_normals
@@ -378,8 +378,8 @@ def test_shipped_checkpoint_takes_a_larger_context_on_a_dense_very_noisy_scan():
     model = score_normals(api.estimate_normals(points, device="cpu"), truth)
     scale_1 = score_normals(api.estimate_normals(points, device="cpu", scale=1), truth)
     pca = score_normals(api.estimate_normals(points, method="pca", k=100), truth)
-    assert model["rmse"] < 28.0
-    assert model["rmse"] < pca["rmse"] and model["rmse"] < scale_1["rmse"] - 1.0
+    assert model["rmse"] < 26.5
+    assert model["rmse"] < pca["rmse"] and model["rmse"] < scale_1["rmse"] - 0.2
 
 
 @pytest.mark.parametrize("precision", ["mixed", "float64"])
