@@ -20,7 +20,9 @@ the model on batches of them:
    predictions of all patches that contain it (:func:`~pointnormals.patching.blend`).
 5. **Refinement**: a robust plane fit of every point's nearest points, weighted by their
    height over the blended normal's tangent plane (:mod:`pointnormals.refine`): the model
-   says which plane, the scan's points say where exactly; its size follows the noise.
+   says which plane, the scan's points say where exactly; its size follows the noise,
+   and where the roughness is noise a second pass fits again over the points moved onto
+   their planes (:func:`~pointnormals.refine.fit_settings`).
 
 Each step commutes with rotations, reflections, translations, uniform scaling and
 permutations of the input (farthest point sampling starts at an invariant point,
