@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
 from pointnormals import refine
@@ -30,13 +32,9 @@ def test_refinement_is_o3_equivariant_and_keeps_the_guides_sign():
     and float32 (5e-5°)."""
     pos, truth = noisy_sphere(1500, 0.02)
     guide = perturbed(truth, 15.0)
-    for passes in (1, 2):
-        assert_equivariant(
-            lambda p, n: refine_normals(p, n, 48, width=3.0, passes=passes),  # noqa: B023
-            [pos, guide],
-            ["pos", "normal"],
-            "normal",
-        )
+    for width, passes in ((refine.WIDTH, 1), (refine.NOISY_WIDTH, 2)):  # as fit_settings
+        fit = partial(refine_normals, neighbours=48, width=width, passes=passes)
+        assert_equivariant(fit, [pos, guide], ["pos", "normal"], "normal")
     refined = refine_normals(pos, guide, 48)
     assert bool(((refined * guide).sum(-1) > 0).all())
 
@@ -133,17 +131,22 @@ def test_the_fit_widens_and_repeats_only_where_the_heights_look_like_noise():
 
 
 def test_height_spread_is_invariant():
-    """Under rotation with reflection, permutation, scaling and translation."""
+    """Under rotation with reflection, permutation, scaling and translation, in float64
+    (to 1e-9) and float32 (to 1e-2: rounding can swap centres of nearly equal distance to
+    the centroid, measured up to 2.3e-3 over 6 draws; the cloud near the origin, as
+    predict.py centres it): far inside the margins of fit_settings' thresholds."""
     pos, truth = noisy_sphere(5_000, 0.01)
-    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
+    g = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
     q = q * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)  # with a reflection
-    order = torch.randperm(5000)
-    moved = 7.0 * pos[order] @ q.T + torch.tensor([1e3, -2.0, 5.0], dtype=torch.float64)
-    before = height_spread(pos, truth, (16, 64))
-    after = height_spread(moved, -truth[order] @ q.T, (16, 64))
-    assert before[0] > before[1] > 0  # noise: rougher at 16 neighbours than at 64
-    for b, a in zip(before, after, strict=True):
-        assert abs(b - a) < 1e-9 * b
+    order = torch.randperm(5000, generator=g)
+    for dtype, shift, tol in ((torch.float64, 1e3, 1e-9), (torch.float32, 0.1, 1e-2)):
+        moved = 7.0 * pos[order] @ q.T + torch.tensor([shift, -2.0, 5.0], dtype=torch.float64)
+        before = height_spread(pos.to(dtype), truth.to(dtype), (16, 64))
+        after = height_spread(moved.to(dtype), (-truth[order] @ q.T).to(dtype), (16, 64))
+        assert before[0] > before[1] > 0  # noise: rougher at 16 neighbours than at 64
+        for b, a in zip(before, after, strict=True):
+            assert abs(b - a) < tol * b
 
 
 def test_neighbours_grow_with_the_noise_estimate():
