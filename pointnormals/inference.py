@@ -101,17 +101,22 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 def load_pretrained(
     path: str | Path | None = None, device: str | torch.device = "cpu"
 ) -> nn.Module:
-    """The shipped model (or the checkpoint at ``path``), in eval mode on ``device``."""
+    """The shipped model (or the checkpoint at ``path``), in eval mode on ``device``, its
+    batch norms folded into the layers before them (for inference only,
+    :func:`~pointnormals.nn.fold_norms.fold_batch_norms`)."""
     from pointnormals.nn.checkpoint import load_model  # torch only, no Lightning
+    from pointnormals.nn.fold_norms import fold_batch_norms
 
     path = Path(path) if path is not None else DEFAULT_CHECKPOINT
     if not path.is_file():
         raise ValueError(f"{path}: checkpoint not found")
     try:
-        return load_model(path, map_location=device)
+        model = load_model(path, map_location=device)
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path}: not a pointnormals checkpoint ({first})") from None
+    fold_batch_norms(model)  # the same function, one pass less per layer
+    return model
 
 
 def validate_points(points: Tensor) -> None:

@@ -174,6 +174,22 @@ def test_learned_frames_are_trainable_and_scale_invariant():
     torch.testing.assert_close(builder(7.5 * pos).matrices, builder(pos).matrices)
 
 
+def test_learned_frames_same_on_a_knn_graph_and_on_its_edges_shuffled():
+    """A kNN graph (every receiver's k edges consecutive) takes dense reductions, any
+    other edge order scatters: both give the same frames (float64, to rounding)."""
+    torch.manual_seed(0)
+    builder = LearnedFrames(k=12).double()
+    for p in builder.parameters():
+        p.data.normal_()
+    pos = torch.randn(300, 3, dtype=F64)
+    batch = torch.arange(3).repeat_interleave(100)
+    edges = graph.knn_graph(pos, 12, batch, loop=True)
+    assert torch.equal(edges[1], torch.arange(300).repeat_interleave(12))  # the dense path
+    shuffled = edges[:, torch.randperm(edges.size(1))]
+    dense, scattered = builder(pos, batch, edges), builder(pos, batch, shuffled)
+    torch.testing.assert_close(dense.matrices, scattered.matrices, atol=1e-12, rtol=0)
+
+
 def test_frame_update_starts_at_identity_and_stays_equivariant():
     frames = Frames(random_orthogonal(50, dtype=F64))  # per node, det ±1
     update = FrameUpdate(in_channels=4).double()

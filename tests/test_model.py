@@ -155,6 +155,36 @@ def test_bf16_autocast_keeps_the_geometry_in_float32():
     torch.testing.assert_close(x_bf16_rot.double(), want, atol=1e-5, rtol=0)
 
 
+def test_folded_batch_norms_compute_the_same_function():
+    """Folding the batch norms into the linear layers before them (what inference
+    does) changes no output beyond rounding; the shipped model keeps no batch norm."""
+    from pointnormals.inference import load_pretrained
+    from pointnormals.nn.fold_norms import fold_batch_norms
+
+    torch.manual_seed(0)
+    stages = [
+        {"reps": "8x0n+2x1n+1x2n", "k": 12, "hidden": [16]},
+        {"reps": "8x0n+2x1n", "ratio": 0.25, "k": 16, "radius": 0.5, "hidden": [16]},
+    ]
+    learned = {"_target_": "pointnormals.frames.LearnedFrames"}
+    model = TFPointNet(stages, frames=learned, norm="batch_norm").double()
+    pos, batch = two_clouds()
+    pos = pos.double()
+    model.train()(pos, batch)  # the running statistics move away from (0, 1)
+    model.eval()
+    with torch.no_grad():
+        before = model(pos, batch)
+        assert fold_batch_norms(model) == 3  # two in the convolutions' MLPs, one going up
+        after = model(pos, batch)
+    torch.testing.assert_close(after, before, atol=1e-12, rtol=0)
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+    assert fold_batch_norms(model) == 0  # nothing left to fold
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batch_norms(model.train())
+    shipped = load_pretrained()
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in shipped.modules())
+
+
 def test_format_1_checkpoints_load_unchanged(tmp_path):
     """Format 1 named frames by a registry key; loading migrates it to a _target_ and
     rebuilds the same model (the shipped checkpoint was migrated this way)."""

@@ -68,24 +68,50 @@ class LearnedFrames(FrameBuilder):
         if edge_index is None:  # the point itself is one of the k (it adds nothing to v_k)
             edge_index = graph.knn_graph(pos, self.k, batch, loop=True)
         src, dst = edge_index
+        reduce = _Reducer(dst, n)
         rel = pos[src] - pos[dst]  # (E, 3)
         dist = rel.norm(dim=-1)  # (E,)
-        radius = 2.0 * scatter(dist, dst, dim=0, dim_size=n, reduce="mean")  # (N,)
+        radius = 2.0 * reduce(dist, "mean")  # (N,)
         t = dist / radius[dst].clamp_min(torch.finfo(pos.dtype).tiny)
         env = 0.5 * (1.0 + torch.cos(math.pi * t.clamp(0, 1)))  # (E,)
-        rbf = torch.exp(-((t.unsqueeze(-1) - self.centers) ** 2) * (len(self.centers) / 3) ** 2)
+        # the weights are invariants: computed in the MLPs' dtype, used in pos.dtype
+        t_mlp = t.to(self.centers.dtype).unsqueeze(-1)
+        rbf = torch.exp(-((t_mlp - self.centers) ** 2) * (len(self.centers) / 3) ** 2)
         e = self.edge_mlp(rbf)  # (E, hidden)
-        h = scatter(e, dst, dim=0, dim_size=n, reduce="max")  # (N, hidden)
-        w = self.weight_mlp(torch.cat([e, h[dst]], dim=-1))  # (E, 2)
+        h = reduce(e, "max")  # (N, hidden)
+        w = self.weight_mlp(torch.cat([e, h[dst]], dim=-1)).to(pos.dtype)  # (E, 2)
         unit = rel / dist.clamp_min(torch.finfo(pos.dtype).tiny).unsqueeze(-1)  # (E, 3)
         weighted = (env.unsqueeze(-1) * w).unsqueeze(-1) * unit.unsqueeze(-2)  # (E, 2, 3)
-        v = scatter(weighted, dst, dim=0, dim_size=n, reduce="sum")  # (N, 2, 3)
-        anchor = scatter(env.unsqueeze(-1) * unit, dst, dim=0, dim_size=n, reduce="sum")
+        v = reduce(weighted, "sum")  # (N, 2, 3)
+        anchor = reduce(env.unsqueeze(-1) * unit, "sum")
         # decide the orientation where v_1, v_2 and a are nearly coplanar
-        anchor2 = scatter((env * t * t).unsqueeze(-1) * rel, dst, dim=0, dim_size=n, reduce="sum")
+        anchor2 = reduce((env * t * t).unsqueeze(-1) * rel, "sum")
         anchor3, _ = to_centroid(pos, batch)  # a planar neighbourhood: the whole cloud
         fallbacks = (anchor2, anchor3)
         return Frames(gram_schmidt_frames(v[:, 0], v[:, 1], anchor, fallbacks=fallbacks))
+
+
+class _Reducer:
+    """Per-receiver sums, means and maxima over the edges into each of ``n`` receivers.
+
+    Means and maxima are dense reshapes when every receiver has the same ``k``
+    consecutive edges (a kNN graph: the same values as a scatter, several times faster).
+    Sums always scatter, in edge order (nearest first for a kNN graph): a dense sum
+    rounds in another order, which doubled the float32 equivariance error of the frames
+    (1e-3 → 2e-3 relative on 120-point random clouds)."""
+
+    def __init__(self, dst: Tensor, n: int) -> None:
+        self.dst, self.n, self.k = dst, n, None
+        k = dst.numel() // n if n else 0
+        if k and k * n == dst.numel():
+            expected = torch.arange(n, device=dst.device).repeat_interleave(k)
+            self.k = k if torch.equal(dst, expected) else None
+
+    def __call__(self, x: Tensor, reduce: str) -> Tensor:
+        if self.k is None or reduce == "sum":
+            return scatter(x, self.dst, dim=0, dim_size=self.n, reduce=reduce)
+        grouped = x.view(self.n, self.k, *x.shape[1:])
+        return grouped.amax(dim=1) if reduce == "max" else grouped.mean(dim=1)
 
 
 class FrameUpdate(nn.Module):
