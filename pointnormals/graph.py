@@ -226,7 +226,8 @@ def farthest_point_sample(pos: Tensor, ratio: float, batch: Tensor | None = None
     both depend on the input order. We therefore reorder each cloud so that its point
     farthest from the cloud's centroid comes first, which makes the selected *set*
     invariant to rotations, reflections, translations and permutations (up to exact
-    distance ties).
+    distance ties). On CPU, clouds of equal size (a batch of patches) are sampled
+    together (:func:`_fps_equal_clouds`, the same picks 3-4× faster).
 
     Args:
         pos: ``(N, d)`` points.
@@ -247,5 +248,46 @@ def farthest_point_sample(pos: Tensor, ratio: float, batch: Tensor | None = None
     # order: by cloud, then by decreasing distance to the centroid (stable)
     order = torch.sort(dist, descending=True, stable=True).indices
     order = order[torch.sort(batch[order], stable=True).indices]
-    idx = torch_cluster.fps(pos[order], batch[order], ratio=ratio, random_start=False)
-    return order[idx]
+    pos, batch = pos[order], batch[order]
+    size = pos.size(0) // num_clouds if num_clouds else 0
+    if pos.device.type == "cpu" and size * num_clouds == pos.size(0) and size > 0:
+        if torch.equal(counts, torch.full_like(counts, size)):  # equal clouds, e.g. patches
+            return order[_fps_equal_clouds(pos.view(num_clouds, size, -1), ratio)]
+    return order[torch_cluster.fps(pos, batch, ratio=ratio, random_start=False)]
+
+
+def _fps_equal_clouds(pos: Tensor, ratio: float) -> Tensor:
+    r"""``torch_cluster.fps`` (first point first, ``random_start=False``) of ``B`` clouds
+    of ``n`` points each, all clouds in one step per sample.
+
+    torch_cluster's CPU kernel samples cloud after cloud, several small tensor operations
+    per sample: for a batch of patches (32 × 1024 points, 256 samples each) that is about
+    8000 steps, dominated by per-operation overhead. Here each of the ``m`` steps updates
+    the squared distances :math:`d_j \leftarrow \min(d_j, \lVert p_j - c\rVert^2)` of
+    all clouds at once, coordinate by coordinate in torch_cluster's order of operations,
+    so the picks are the same (argmax: first maximum) and 3-4× faster.
+
+    Shapes:
+        pos: ``(B, n, d)`` → indices into the flattened ``(B * n, d)`` points,
+        ``(B * m,)`` cloud after cloud, :math:`m = \lceil \text{ratio} \cdot n\rceil`
+        (computed as torch_cluster does).
+    """
+    clouds, n, dims = pos.shape
+    m = int((torch.tensor(float(n)) * ratio).ceil())  # float32, as torch_cluster
+    coords = pos.permute(2, 0, 1).contiguous()  # (d, B, n)
+    nearest = torch.full((clouds, n), float("inf"), dtype=pos.dtype, device=pos.device)
+    dist, diff = torch.empty_like(nearest), torch.empty_like(nearest)
+    picks = torch.empty(clouds, m, dtype=torch.long, device=pos.device)
+    current = torch.zeros(clouds, 1, dtype=torch.long, device=pos.device)
+    for step in range(m):
+        picks[:, step : step + 1] = current
+        centre = coords.gather(2, current.unsqueeze(0).expand(dims, clouds, 1))  # (d, B, 1)
+        torch.sub(coords[0], centre[0], out=dist)
+        dist.mul_(dist)
+        for axis in range(1, dims):
+            torch.sub(coords[axis], centre[axis], out=diff)
+            dist.add_(diff.mul_(diff))
+        torch.minimum(nearest, dist, out=nearest)
+        current = nearest.argmax(dim=1, keepdim=True)
+    offsets = torch.arange(clouds, device=pos.device).unsqueeze(1) * n
+    return (picks + offsets).reshape(-1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from pointnormals import graph
@@ -16,3 +17,33 @@ def test_dense_knn_equals_torch_cluster_knn_in_chunks():
     assert torch.equal(got, expected)
     assert graph.Neighbourhood.knn(src, dst, 300).degree == 300
     assert graph.knn_dense(src[:20], dst, 300).shape == (2, 50 * 20)  # k capped at N
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fps_of_equal_clouds_picks_what_torch_cluster_picks(dtype):
+    """Equal-size clouds (a batch of patches) are sampled together on CPU: the same
+    picks in the same order as torch_cluster's kernel, exact distance ties included."""
+    import torch_cluster
+
+    g = torch.Generator().manual_seed(1)
+    for clouds, n, ratio, ties in [(32, 1024, 0.25, False), (7, 300, 0.37, True),
+                                   (1, 5000, 0.013, False), (5, 9, 1.0, True)]:  # fmt: skip
+        pos = torch.randn(clouds * n, 3, generator=g, dtype=dtype)
+        if ties:  # a coarse grid: many equal distances
+            pos = pos.round(decimals=1)
+        batch = torch.arange(clouds).repeat_interleave(n)
+        want = torch_cluster.fps(pos, batch, ratio=ratio, random_start=False)
+        assert torch.equal(graph._fps_equal_clouds(pos.view(clouds, n, 3), ratio), want)
+    # farthest_point_sample takes this path for equal clouds and torch_cluster's for
+    # unequal ones; both start at the point farthest from the centroid
+    pos = torch.randn(400, 3, generator=g, dtype=dtype)
+    for batch in (torch.arange(4).repeat_interleave(100), (torch.arange(400) >= 150).long()):
+        idx = graph.farthest_point_sample(pos, 0.25, batch)
+        assert idx.unique().numel() == idx.numel()
+        for cloud in batch.unique():
+            inside = (batch == cloud).nonzero().squeeze(1)
+            picked = idx[torch.isin(idx, inside)]
+            assert picked.numel() == -(-inside.numel() // 4)  # ceil(0.25 n)
+            first = picked[0]
+            offsets = pos[inside] - pos[inside].mean(0)
+            assert first == inside[offsets.norm(dim=1).argmax()]
