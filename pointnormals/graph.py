@@ -77,9 +77,31 @@ class Neighbourhood:
         batch_dst: Tensor | None = None,
         max_num_neighbors: int = 64,
     ) -> Neighbourhood:
-        """The :func:`radius` graph (any number of edges per receiver)."""
+        """The :func:`radius` graph (any number of edges per receiver, nearest first)."""
         edge_index = radius(pos_src, pos_dst, r, batch_src, batch_dst, max_num_neighbors)
         return cls(edge_index, pos_src.size(0), pos_dst.size(0))
+
+    def repeat_to(self, k: int) -> Neighbourhood:
+        r"""Every receiver's edges (grouped by receiver, at most ``k`` each, as
+        :meth:`radius` gives them), its last one repeated up to ``k``: a fixed degree.
+
+        Only for aggregations that ignore repeated messages (max, min): there the result
+        is the same, and a layer moves all ``k`` messages of a receiver with one matrix
+        instead of one per edge. A receiver without edges has nothing to repeat: then the
+        neighbourhood is returned unchanged.
+
+        >>> nbhd = Neighbourhood(torch.tensor([[4, 2, 3, 0], [0, 0, 1, 2]]), 5, 3)
+        >>> nbhd.repeat_to(2).edge_index.tolist(), nbhd.repeat_to(2).degree
+        ([[4, 2, 3, 3, 0, 0], [0, 0, 1, 1, 2, 2]], 2)
+        """
+        dst = self.edge_index[1]
+        counts = torch.bincount(dst, minlength=self.num_dst)
+        if self.num_dst == 0 or not bool((counts > 0).all()):
+            return self
+        starts = torch.cumsum(counts, 0) - counts
+        slot = torch.arange(k, device=dst.device).unsqueeze(0)  # (1, k)
+        edge = starts.unsqueeze(1) + torch.minimum(slot, (counts - 1).unsqueeze(1))  # (N, k)
+        return Neighbourhood(self.edge_index[:, edge.reshape(-1)], self.num_src, self.num_dst, k)
 
 
 def knn(

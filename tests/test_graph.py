@@ -47,3 +47,17 @@ def test_fps_of_equal_clouds_picks_what_torch_cluster_picks(dtype):
             first = picked[0]
             offsets = pos[inside] - pos[inside].mean(0)
             assert first == inside[offsets.norm(dim=1).argmax()]
+
+
+def test_repeat_to_a_fixed_degree_keeps_every_edge_and_each_receiver_group():
+    g = torch.Generator().manual_seed(2)
+    src, dst = torch.rand(500, 3, generator=g), torch.rand(40, 3, generator=g)
+    nbhd = graph.Neighbourhood.radius(src, dst, 0.2, max_num_neighbors=12)
+    fixed = nbhd.repeat_to(12)
+    assert fixed.degree == 12 and fixed.edge_index.size(1) == 12 * 40
+    assert torch.equal(fixed.edge_index[1], torch.arange(40).repeat_interleave(12))
+    pairs = {tuple(e) for e in nbhd.edge_index.t().tolist()}
+    assert {tuple(e) for e in fixed.edge_index.t().tolist()} == pairs  # repeats only
+    far = torch.cat([dst, torch.full((1, 3), 9.0)])  # a receiver with no source in reach
+    lonely = graph.Neighbourhood.radius(src, far, 0.2, max_num_neighbors=12)
+    assert lonely.repeat_to(12) is lonely

@@ -185,6 +185,34 @@ def test_folded_batch_norms_compute_the_same_function():
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in shipped.modules())
 
 
+def test_radius_stages_in_eval_repeat_edges_to_a_fixed_degree(monkeypatch):
+    """In eval mode a max-aggregated radius stage repeats each receiver's last edge up
+    to the cap (one frame matrix per receiver, a dense max): the same outputs."""
+    from pointnormals import graph
+
+    model = variant_model("learned", "tensor").double()  # stage 1: radius 0.5, cap 16
+    pos, batch = two_clouds()
+    pos = pos.double()
+    calls = []
+    repeat_to = graph.Neighbourhood.repeat_to
+
+    def spy(self, k):
+        calls.append(k)
+        return repeat_to(self, k)
+
+    monkeypatch.setattr(graph.Neighbourhood, "repeat_to", spy)
+    with torch.no_grad():
+        repeated = model(pos, batch)
+        assert calls == [16]
+        monkeypatch.setattr(graph.Neighbourhood, "repeat_to", lambda self, k: self)
+        plain = model(pos, batch)
+    torch.testing.assert_close(repeated, plain, atol=1e-12, rtol=0)
+    calls.clear()
+    monkeypatch.setattr(graph.Neighbourhood, "repeat_to", spy)
+    model.train()(pos, batch)  # training: batch-norm statistics must not see repeats
+    assert calls == []
+
+
 def test_format_1_checkpoints_load_unchanged(tmp_path):
     """Format 1 named frames by a registry key; loading migrates it to a _target_ and
     rebuilds the same model (the shipped checkpoint was migrated this way)."""

@@ -63,6 +63,9 @@ class TensorialPointConv(MessagePassing):
         x_ij, rel = in_receiver_frames(self.reps_in, x, pos, nbhd, frames)
         parts = [rel, rel.norm(dim=-1, keepdim=True)]
         edge_inputs = torch.cat(parts if x_ij is None else [x_ij, *parts], dim=-1)
+        if nbhd.degree is not None and self.aggr == "max":  # k consecutive edges each
+            messages = self.message(edge_inputs)
+            return messages.view(nbhd.num_dst, nbhd.degree, -1).amax(dim=1)
         return self.propagate(nbhd.edge_index, edge_inputs=edge_inputs, size=nbhd.size)
 
     def message(self, edge_inputs: Tensor) -> Tensor:

@@ -48,6 +48,9 @@ class _Level:
     x: Tensor
 
 
+_IGNORE_REPEATS = ("max", "min")
+"""Aggregations whose result a repeated message does not change."""
+
 _STAGE_TARGETS = ("pointnormals.nn.Stage", f"{Stage.__module__}.{Stage.__qualname__}")
 
 
@@ -155,6 +158,7 @@ class TFPointNet(nn.Module):
             "normalize": normalize,
         }
         self.stages = stages
+        self.aggr = aggr
         self.normalize = normalize
         self.interp_k = interp_k
         self.frames = build_frames(frames_spec)
@@ -215,7 +219,12 @@ class TFPointNet(nn.Module):
         pos_src, batch_src = src
         if stage.radius is None:
             return graph.Neighbourhood.knn(pos_src, pos, stage.k, batch_src, batch)
-        return graph.Neighbourhood.radius(pos_src, pos, stage.radius, batch_src, batch, stage.k)
+        nbhd = graph.Neighbourhood.radius(pos_src, pos, stage.radius, batch_src, batch, stage.k)
+        if self.aggr in _IGNORE_REPEATS and not self.training:
+            # the same maximum with a fixed degree: one frame matrix per receiver (in
+            # training, repeated edges would weigh in the batch norms' statistics)
+            nbhd = nbhd.repeat_to(stage.k)
+        return nbhd
 
     def _features(self, geometry: Tensor | Frames) -> Tensor | Frames:
         """Positions or frames in the dtype of the weights (after every decision on them)."""
