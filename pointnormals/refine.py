@@ -189,7 +189,7 @@ def refine_normals(
     width: float = WIDTH,
     passes: int = 1,
     search: graph.PatchSearch | None = None,
-    chunk_elements: int = 2**22,
+    chunk_elements: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Tensor:
     r"""Guided plane fits (see the module docstring) of every point.
@@ -204,7 +204,9 @@ def refine_normals(
             mean) and the fit repeats over the moved points with the previous normals
             as guides and the same neighbour sets (a denoising step for noisy scans).
         search: a :class:`~pointnormals.graph.PatchSearch` of ``points`` to reuse.
-        chunk_elements: (point, neighbour) pairs held at once (memory bound).
+        chunk_elements: (point, neighbour) pairs held at once; default 2^19 on CPU (the
+            chunk's temporaries stay in cache: 1.4-1.7x faster than 2^22 at k = 256),
+            2^22 on CUDA.
         progress: called with ``(points_done, passes * N)`` after every chunk.
 
     Returns:
@@ -216,6 +218,8 @@ def refine_normals(
     search = search or graph.PatchSearch(points)
     guide = normals.to(points.dtype)
     tiny = torch.finfo(points.dtype).tiny
+    if chunk_elements is None:
+        chunk_elements = 2**19 if points.device.type == "cpu" else 2**22
     step = max(1, chunk_elements // k)
     moved = points
     cache: list[Tensor] | None = [] if passes > 1 and n * k <= CACHE_ELEMENTS else None
@@ -235,9 +239,13 @@ def refine_normals(
             height = (offsets @ guide_i.unsqueeze(-1)).squeeze(-1)  # (B, k)
             tau = width * height.abs().median(dim=1, keepdim=True).values
             weight = torch.exp(-((height / tau.clamp_min(tiny)) ** 2))  # (B, k)
-            mean = (weight.unsqueeze(-1) * offsets).sum(1) / weight.sum(1, keepdim=True)
-            centred = offsets - mean.unsqueeze(1)
-            covariance = (weight.unsqueeze(-1) * centred).transpose(1, 2) @ centred  # (B, 3, 3)
+            total = weight.sum(1, keepdim=True)  # (B, 1)
+            weighted = weight.unsqueeze(-1) * offsets  # (B, k, 3)
+            mean = weighted.sum(1) / total  # (B, 3)
+            # sum_j w_j (o_j - mean)(o_j - mean)^T without a centred copy of the offsets
+            # (they are relative to p_i, so nothing large cancels)
+            covariance = weighted.transpose(1, 2) @ offsets  # (B, 3, 3)
+            covariance -= total.unsqueeze(-1) * mean.unsqueeze(-1) * mean.unsqueeze(-2)
             values, vectors = torch.linalg.eigh(covariance)  # ascending
             axis = vectors[..., 0]  # (B, 3), least variance
             axis = torch.where((axis * guide_i).sum(-1, keepdim=True) < 0, -axis, axis)
