@@ -87,7 +87,7 @@ def parser() -> argparse.ArgumentParser:
         "--batch-points",
         type=_positive,
         default=None,
-        help="points per model call (default 32768 on CPU, 262144 on CUDA)",
+        help="points per model call (default 8192 on CPU, 262144 on CUDA)",
     )
     add(
         "--scale",

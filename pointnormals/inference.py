@@ -177,7 +177,8 @@ def predict_normals(
         overlap: average number of patches per point; every point's normal blends the
             predictions of all patches that contain it.
         batch_points: points per model call (patches are batched up to this); default
-            32768 on CPU, 262144 on CUDA.
+            8192 on CPU (the layers' edge tensors stay near the cache: 1.35x faster than
+            32768 on 2 cores), 262144 on CUDA.
         precision: ``mixed`` (default: geometry in float64, the model's MLPs in its own
             dtype: exactly equivariant), ``float64`` (the same; pass a float64 model to
             run everything in float64) or ``float32`` (all float32: fastest, not exact).
@@ -264,7 +265,7 @@ def _run_patches(
     ranks = context_ranks(k, patch_points).to(device)
     seen = ranks.numel()
     if batch_points is None:
-        batch_points = 262_144 if device.type == "cuda" else 32_768
+        batch_points = 262_144 if device.type == "cuda" else 8_192
     per_call = max(1, batch_points // seen)
     total = patches.num_patches
     out_point, out_patch = patches.outside
