@@ -87,8 +87,9 @@ class Neighbourhood:
 
         Only for aggregations that ignore repeated messages (max, min): there the result
         is the same, and a layer moves all ``k`` messages of a receiver with one matrix
-        instead of one per edge. A receiver without edges has nothing to repeat: then the
-        neighbourhood is returned unchanged.
+        instead of one per edge. Returned unchanged where that cannot hold: a receiver
+        without edges (nothing to repeat) or with more than ``k``, or edges not grouped
+        by receiver.
 
         >>> nbhd = Neighbourhood(torch.tensor([[4, 2, 3, 0], [0, 0, 1, 2]]), 5, 3)
         >>> nbhd.repeat_to(2).edge_index.tolist(), nbhd.repeat_to(2).degree
@@ -96,7 +97,10 @@ class Neighbourhood:
         """
         dst = self.edge_index[1]
         counts = torch.bincount(dst, minlength=self.num_dst)
-        if self.num_dst == 0 or not bool((counts > 0).all()):
+        if self.num_dst == 0:
+            return self
+        grouped = (dst[1:] >= dst[:-1]).all() & (counts > 0).all() & (counts <= k).all()
+        if not bool(grouped):
             return self
         starts = torch.cumsum(counts, 0) - counts
         slot = torch.arange(k, device=dst.device).unsqueeze(0)  # (1, k)

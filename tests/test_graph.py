@@ -61,3 +61,6 @@ def test_repeat_to_a_fixed_degree_keeps_every_edge_and_each_receiver_group():
     far = torch.cat([dst, torch.full((1, 3), 9.0)])  # a receiver with no source in reach
     lonely = graph.Neighbourhood.radius(src, far, 0.2, max_num_neighbors=12)
     assert lonely.repeat_to(12) is lonely
+    assert nbhd.repeat_to(2) is nbhd  # more edges than 2 somewhere: nothing dropped
+    shuffled = graph.Neighbourhood(nbhd.edge_index.flip(1), 500, 40)  # not grouped
+    assert shuffled.repeat_to(12) is shuffled
