@@ -275,10 +275,9 @@ def farthest_point_sample(pos: Tensor, ratio: float, batch: Tensor | None = None
     order = torch.sort(dist, descending=True, stable=True).indices
     order = order[torch.sort(batch[order], stable=True).indices]
     pos, batch = pos[order], batch[order]
-    size = pos.size(0) // num_clouds if num_clouds else 0
-    if pos.device.type == "cpu" and size * num_clouds == pos.size(0) and size > 0:
-        if torch.equal(counts, torch.full_like(counts, size)):  # equal clouds, e.g. patches
-            return order[_fps_equal_clouds(pos.view(num_clouds, size, -1), ratio)]
+    if pos.device.type == "cpu" and num_clouds and bool((counts == counts[0]).all()):
+        size = pos.size(0) // num_clouds  # equal clouds, e.g. a batch of patches
+        return order[_fps_equal_clouds(pos.view(num_clouds, size, -1), ratio)]
     return order[torch_cluster.fps(pos, batch, ratio=ratio, random_start=False)]
 
 

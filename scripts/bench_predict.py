@@ -51,6 +51,12 @@ def time_cli(points, repeats: int = 3) -> dict[str, float]:
     return out
 
 
+def _estimate(pos: torch.Tensor, model, patch_points: int, refine: bool):
+    """The model's normals as a numpy array, once the device has finished (timed)."""
+    normals = api.estimate(pos, model=model, patch_points=patch_points, refine=refine)
+    return normals.cpu().numpy()  # waits for CUDA
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=200_000)
@@ -71,7 +77,6 @@ def main() -> None:
         f"patch_points={args.patch_points}"
     )
     runs = {f"Open3D PCA k={args.k} (cpu)": lambda: o3d.estimate_normals_pca(points, args.k)}
-    syncs = {}
     for name in args.devices.split(","):
         model = api.load_model(args.checkpoint, name)
         device = next(model.parameters()).device
@@ -79,22 +84,17 @@ def main() -> None:
         if device.type == "cuda":  # warm-up: CUDA context, kernels
             api.estimate(pos[:50_000], model=model, patch_points=args.patch_points)
         for label, refine in (("", True), (", no fit", False)):
-            run = partial(api.estimate, pos, model=model, patch_points=args.patch_points,
-                          refine=refine)  # fmt: skip
+            run = partial(_estimate, pos, model, args.patch_points, refine)
             runs[f"TF-PointNet++{label} ({device.type})"] = run
-            syncs[run] = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    rows = {}
+    seconds = dict.fromkeys(runs, float("inf"))
+    scores = {}
     for _ in range(args.repeats):  # interleaved, so a slow spell of the machine hits all
         for name, run in runs.items():
-            sync = syncs.get(run, lambda: None)
-            sync()
             start = time.perf_counter()
             normals = run()
-            sync()
-            seconds = time.perf_counter() - start
-            normals = normals.cpu().numpy() if torch.is_tensor(normals) else normals
-            best = rows[name][1] if name in rows else float("inf")
-            rows[name] = (score_normals(normals, truth), min(best, seconds))
+            seconds[name] = min(seconds[name], time.perf_counter() - start)
+            scores.setdefault(name, score_normals(normals, truth))
+    rows = {name: (scores[name], seconds[name]) for name in runs}
     base = next(iter(rows.values()))[1]
     print(f"{'method':28s} {'mean°':>6s} {'median°':>8s} {'<10°':>6s} {'time/PCA':>9s}")
     for name, (score, seconds) in rows.items():
