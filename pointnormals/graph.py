@@ -165,7 +165,8 @@ class PatchSearch:
     What patch planning needs: on CPU a KD-tree (SciPy's ``cKDTree``, built once; about
     10x faster than :func:`knn` at ``k = 1024`` and it scales to millions of points), on
     CUDA :func:`knn_dense`. Results are sorted nearest first (ties by index), so distance
-    ranks are well defined.
+    ranks are well defined. A query uses as many threads as torch's intra-op threads
+    (one inside :func:`~pointnormals.parallel.thread_map`).
 
     Args:
         pos: ``(N, 3)`` the cloud.
@@ -184,7 +185,9 @@ class PatchSearch:
         k = min(k, self.pos.size(0))
         if self._tree is None:
             return knn_dense(self.pos, centres, k)[0].view(-1, k)
-        _, index = self._tree.query(centres.detach().cpu().double().numpy(), k=k, workers=-1)
+        _, index = self._tree.query(
+            centres.detach().cpu().double().numpy(), k=k, workers=torch.get_num_threads()
+        )
         index = torch.from_numpy(index.reshape(len(centres), k))
         return index.to(device=self.pos.device, dtype=torch.long)
 

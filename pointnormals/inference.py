@@ -55,6 +55,7 @@ from torch import Tensor, nn
 from pointnormals import graph
 from pointnormals.geometry import normalize_cloud
 from pointnormals.nn.precision import float32_mlps
+from pointnormals.parallel import thread_map
 from pointnormals.patching import (
     SCALES,
     Patches,
@@ -259,7 +260,10 @@ def _run_patches(
     batch_points: int | None,
     progress: Callable[[int, int], None],
 ) -> Tensor:
-    """Predict every patch (batched), spread to its unseen points, blend per point."""
+    """Predict every patch (batched), spread to its unseen points, blend per point.
+
+    The model calls run side by side on CPU threads (:func:`~pointnormals.parallel.thread_map`).
+    """
     device, n = pos.device, pos.size(0)
     k = patches.context.size(1)
     ranks = context_ranks(k, patch_points).to(device)
@@ -272,8 +276,10 @@ def _run_patches(
     bounds = torch.searchsorted(
         out_patch, torch.arange(0, total + per_call, per_call, device=device)
     )
-    points, preds, weights = [], [], []
-    for call, start in enumerate(range(0, total, per_call)):
+
+    def predict_call(call: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Points, predictions and blending weights of the patches of one model call."""
+        start = call * per_call
         stop = min(start + per_call, total)
         b = stop - start
         centres = pos[patches.centres[start:stop]]  # (B, 3)
@@ -299,10 +305,19 @@ def _run_patches(
         distance = torch.cat([local.norm(dim=-1).reshape(-1), extra_local.norm(dim=-1)])
         radius = local.norm(dim=-1).amax(dim=1)  # (B,)
         target_batch = torch.cat([_repeat(b, k, device), extra_patch])
-        points.append(torch.cat([context.reshape(-1), extra]))
-        preds.append(pred[torch.cat([src, src_extra])].to(pos.dtype))
-        weights.append(depth_weights(distance, radius[target_batch]))
-        progress(stop, total)
+        return (
+            torch.cat([context.reshape(-1), extra]),
+            pred[torch.cat([src, src_extra])].to(pos.dtype),
+            depth_weights(distance, radius[target_batch]),
+        )
+
+    points, preds, weights = [], [], []
+    calls = range(len(bounds) - 1)
+    for call, (point, pred, weight) in enumerate(thread_map(predict_call, calls, device)):
+        points.append(point)
+        preds.append(pred)
+        weights.append(weight)
+        progress(min((call + 1) * per_call, total), total)
     return blend(torch.cat(points), torch.cat(weights), torch.cat(preds), n)
 
 

@@ -50,11 +50,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 from torch import Tensor
 
 from pointnormals import graph
+from pointnormals.parallel import thread_map
 
 __all__ = [
     "FLAT_SPAN",
@@ -204,9 +206,10 @@ def refine_normals(
             mean) and the fit repeats over the moved points with the previous normals
             as guides and the same neighbour sets (a denoising step for noisy scans).
         search: a :class:`~pointnormals.graph.PatchSearch` of ``points`` to reuse.
-        chunk_elements: (point, neighbour) pairs held at once; default 2^19 on CPU (the
-            chunk's temporaries stay in cache: the arithmetic 1.4-1.7x faster than with
-            2^22 at k = 256, 100k points), 2^22 on CUDA.
+        chunk_elements: (point, neighbour) pairs per chunk (a pass runs its chunks side
+            by side on CPU threads, :func:`~pointnormals.parallel.thread_map`); default
+            2^19 on CPU (the chunk's temporaries stay in cache: the arithmetic 1.4-1.7x
+            faster than with 2^22 at k = 256, 100k points), 2^22 on CUDA.
         progress: called with ``(points_done, passes * N)`` after every chunk.
 
     Returns:
@@ -221,41 +224,62 @@ def refine_normals(
     if chunk_elements is None:
         chunk_elements = 2**19 if points.device.type == "cpu" else 2**22
     step = max(1, chunk_elements // k)
+    starts = range(0, n, step)
+    # neighbour sets kept between passes (the same sets every pass), per chunk
+    cache: list[Tensor | None] | None = None
+    if passes > 1 and n * k <= CACHE_ELEMENTS:
+        cache = [None] * len(starts)
     moved = points
-    cache: list[Tensor] | None = [] if passes > 1 and n * k <= CACHE_ELEMENTS else None
+
+    def fit_chunk(
+        moved: Tensor, guide: Tensor, further: bool, chunk: int
+    ) -> tuple[Tensor, Tensor | None]:
+        """Normals (and, before a further pass, the moved points) of one chunk."""
+        start = starts[chunk]
+        stop = min(start + step, n)
+        cached = None if cache is None else cache[chunk]
+        if cached is not None:
+            nearest = cached.long()
+        else:
+            nearest = search.query(points[start:stop], k)  # (B, k)
+            if cache is not None:
+                cache[chunk] = nearest.int()
+        offsets = moved[nearest] - moved[start:stop].unsqueeze(1)  # (B, k, 3)
+        guide_i = guide[start:stop]
+        height = (offsets @ guide_i.unsqueeze(-1)).squeeze(-1)  # (B, k)
+        tau = width * height.abs().median(dim=1, keepdim=True).values
+        weight = torch.exp(-((height / tau.clamp_min(tiny)) ** 2))  # (B, k)
+        total = weight.sum(1, keepdim=True)  # (B, 1)
+        weighted = weight.unsqueeze(-1) * offsets  # (B, k, 3)
+        mean = weighted.sum(1) / total  # (B, 3)
+        # sum_j w_j (o_j - mean)(o_j - mean)^T without a centred copy of the offsets
+        # (they are relative to p_i, so nothing large cancels)
+        covariance = weighted.transpose(1, 2) @ offsets  # (B, 3, 3)
+        covariance -= total.unsqueeze(-1) * mean.unsqueeze(-1) * mean.unsqueeze(-2)
+        values, vectors = torch.linalg.eigh(covariance)  # ascending
+        axis = vectors[..., 0]  # (B, 3), least variance
+        axis = torch.where((axis * guide_i).sum(-1, keepdim=True) < 0, -axis, axis)
+        # coincident or collinear neighbours span no plane: the guide stays
+        no_plane = values[:, 1] <= FLAT_SPAN * values[:, 2]
+        axis = torch.where(no_plane.unsqueeze(-1), guide_i, axis)
+        if not further:
+            return axis, None
+        # onto the fitted plane through the weighted mean
+        lift = (mean * axis).sum(-1, keepdim=True)  # (B, 1)
+        return axis, moved[start:stop] + lift * axis
+
     for done in range(passes):
+        further = done + 1 < passes
         out = torch.empty_like(guide)
-        projected = torch.empty_like(points) if done + 1 < passes else None
-        for start in range(0, n, step):
-            stop = min(start + step, n)
-            if cache is not None and done > 0:
-                nearest = cache[start // step].long()
-            else:
-                nearest = search.query(points[start:stop], k)  # (B, k), same sets every pass
-                if cache is not None:
-                    cache.append(nearest.int())
-            offsets = moved[nearest] - moved[start:stop].unsqueeze(1)  # (B, k, 3)
-            guide_i = guide[start:stop]
-            height = (offsets @ guide_i.unsqueeze(-1)).squeeze(-1)  # (B, k)
-            tau = width * height.abs().median(dim=1, keepdim=True).values
-            weight = torch.exp(-((height / tau.clamp_min(tiny)) ** 2))  # (B, k)
-            total = weight.sum(1, keepdim=True)  # (B, 1)
-            weighted = weight.unsqueeze(-1) * offsets  # (B, k, 3)
-            mean = weighted.sum(1) / total  # (B, 3)
-            # sum_j w_j (o_j - mean)(o_j - mean)^T without a centred copy of the offsets
-            # (they are relative to p_i, so nothing large cancels)
-            covariance = weighted.transpose(1, 2) @ offsets  # (B, 3, 3)
-            covariance -= total.unsqueeze(-1) * mean.unsqueeze(-1) * mean.unsqueeze(-2)
-            values, vectors = torch.linalg.eigh(covariance)  # ascending
-            axis = vectors[..., 0]  # (B, 3), least variance
-            axis = torch.where((axis * guide_i).sum(-1, keepdim=True) < 0, -axis, axis)
-            # coincident or collinear neighbours span no plane: the guide stays
-            no_plane = values[:, 1] <= FLAT_SPAN * values[:, 2]
-            axis = torch.where(no_plane.unsqueeze(-1), guide_i, axis)
+        projected = torch.empty_like(points) if further else None
+        fit = partial(fit_chunk, moved, guide, further)
+        chunks = thread_map(fit, range(len(starts)), points.device)
+        for chunk, (axis, lifted) in enumerate(chunks):
+            start = starts[chunk]
+            stop = start + axis.size(0)
             out[start:stop] = axis
-            if projected is not None:  # onto the fitted plane through the weighted mean
-                lift = (mean * axis).sum(-1, keepdim=True)  # (B, 1)
-                projected[start:stop] = moved[start:stop] + lift * axis
+            if projected is not None:
+                projected[start:stop] = lifted
             if progress is not None:
                 progress(done * n + stop, passes * n)
         if projected is not None:

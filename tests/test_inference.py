@@ -55,6 +55,20 @@ def test_batching_and_patch_count_do_not_change_a_points_prediction(scale):
     torch.testing.assert_close(whole, direct, atol=1e-12, rtol=0)
 
 
+def test_threads_do_not_change_the_normals():
+    model = small_model().double()
+    pos = ellipsoid(3000)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # one model call after the other
+        alone = predict_normals(model, pos, 256, batch_points=512)
+        torch.set_num_threads(2)  # two calls (and two fit chunks) side by side
+        side_by_side = predict_normals(model, pos, 256, batch_points=512)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(alone, side_by_side)
+
+
 def test_prediction_is_o3_equivariant_with_patches():
     """Rotations, reflections, translations and permutations; float64 and float32 (the
     model and the cloud cast to each)."""

@@ -78,6 +78,12 @@ def test_chunks_and_the_neighbour_cache_do_not_change_the_result(monkeypatch):
         assert torch.equal(one, many)
     monkeypatch.setattr(refine, "CACHE_ELEMENTS", 0)  # every pass queries again
     assert torch.equal(refine_normals(pos, guide, 40, passes=2), one)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # the chunks one after the other
+        assert torch.equal(refine_normals(pos, guide, 40, passes=2, chunk_elements=1000), one)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_a_second_pass_over_the_projected_points_averages_more_noise():
