@@ -24,6 +24,7 @@ torch.float64
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from torch import Tensor, nn
@@ -33,14 +34,19 @@ from torch_geometric.nn import MLP
 __all__ = ["float32_mlps"]
 
 
+_calls = threading.local()
+"""Per thread, the input dtypes of the hooked modules being called (innermost last): the
+model may run on several threads at once (:func:`~pointnormals.parallel.thread_map`)."""
+
+
 def _cast_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
     dtype = next(module.parameters()).dtype
-    module._input_dtype = args[0].dtype  # type: ignore[attr-defined]
+    _calls.__dict__.setdefault("dtypes", []).append(args[0].dtype)
     return (args[0].to(dtype), *args[1:])
 
 
 def _cast_output(module: nn.Module, args: tuple[Any, ...], output: Tensor) -> Tensor:
-    return output.to(module._input_dtype)  # type: ignore[attr-defined]
+    return output.to(_calls.dtypes.pop())
 
 
 def float32_mlps(model: nn.Module) -> list[RemovableHandle]:
