@@ -180,6 +180,15 @@ class PatchSearch:
 
             self._tree = cKDTree(pos.detach().cpu().double().numpy())
 
+    @property
+    def order(self) -> Tensor:
+        """``(N,)`` the points in an order where neighbours sit close together: the
+        KD-tree's leaves one after the other on CPU (chunks of points queried in this
+        order share their neighbours, so gathers hit the cache), as given on CUDA."""
+        if self._tree is None:
+            return torch.arange(self.pos.size(0), device=self.pos.device)
+        return torch.from_numpy(self._tree.indices).to(device=self.pos.device, dtype=torch.long)
+
     def query(self, centres: Tensor, k: int) -> Tensor:
         """Indices ``(C, k)`` of the ``k`` points nearest to each of ``centres`` ``(C, 3)``."""
         k = min(k, self.pos.size(0))

@@ -225,6 +225,7 @@ def refine_normals(
         chunk_elements = 2**19 if points.device.type == "cpu" else 2**22
     step = max(1, chunk_elements // k)
     starts = range(0, n, step)
+    order = search.order  # chunks of nearby points: their neighbours overlap (cache hits)
     # neighbour sets kept between passes (the same sets every pass), per chunk
     cache: list[Tensor | None] | None = None
     if passes > 1 and n * k <= CACHE_ELEMENTS:
@@ -235,17 +236,16 @@ def refine_normals(
         moved: Tensor, guide: Tensor, further: bool, chunk: int
     ) -> tuple[Tensor, Tensor | None]:
         """Normals (and, before a further pass, the moved points) of one chunk."""
-        start = starts[chunk]
-        stop = min(start + step, n)
+        index = order[starts[chunk] : starts[chunk] + step]  # (B,) the chunk's points
         cached = None if cache is None else cache[chunk]
         if cached is not None:
             nearest = cached.long()
         else:
-            nearest = search.query(points[start:stop], k)  # (B, k)
+            nearest = search.query(points[index], k)  # (B, k)
             if cache is not None:
                 cache[chunk] = nearest.int()
-        offsets = moved[nearest] - moved[start:stop].unsqueeze(1)  # (B, k, 3)
-        guide_i = guide[start:stop]
+        offsets = moved[nearest] - moved[index].unsqueeze(1)  # (B, k, 3)
+        guide_i = guide[index]
         height = (offsets @ guide_i.unsqueeze(-1)).squeeze(-1)  # (B, k)
         tau = width * height.abs().median(dim=1, keepdim=True).values
         weight = torch.exp(-((height / tau.clamp_min(tiny)) ** 2))  # (B, k)
@@ -266,7 +266,7 @@ def refine_normals(
             return axis, None
         # onto the fitted plane through the weighted mean
         lift = (mean * axis).sum(-1, keepdim=True)  # (B, 1)
-        return axis, moved[start:stop] + lift * axis
+        return axis, moved[index] + lift * axis
 
     for done in range(passes):
         further = done + 1 < passes
@@ -275,13 +275,12 @@ def refine_normals(
         fit = partial(fit_chunk, moved, guide, further)
         chunks = thread_map(fit, range(len(starts)), points.device)
         for chunk, (axis, lifted) in enumerate(chunks):
-            start = starts[chunk]
-            stop = start + axis.size(0)
-            out[start:stop] = axis
+            index = order[starts[chunk] : starts[chunk] + step]
+            out[index] = axis
             if projected is not None:
-                projected[start:stop] = lifted
+                projected[index] = lifted
             if progress is not None:
-                progress(done * n + stop, passes * n)
+                progress(done * n + starts[chunk] + index.numel(), passes * n)
         if projected is not None:
             moved, guide = projected, out
     return out

@@ -64,3 +64,16 @@ def test_repeat_to_a_fixed_degree_keeps_every_edge_and_each_receiver_group():
     assert nbhd.repeat_to(2) is nbhd  # more edges than 2 somewhere: nothing dropped
     shuffled = graph.Neighbourhood(nbhd.edge_index.flip(1), 500, 40)  # not grouped
     assert shuffled.repeat_to(12) is shuffled
+
+
+def test_patch_search_finds_the_nearest_and_orders_the_points_by_place():
+    g = torch.Generator().manual_seed(3)
+    pos = torch.rand(4000, 3, generator=g, dtype=torch.float64)
+    search = graph.PatchSearch(pos)
+    nearest = search.query(pos[:50], 10)
+    brute = torch.cdist(pos[:50], pos).topk(10, largest=False).indices
+    assert torch.equal(nearest, brute)
+    order = search.order
+    assert torch.equal(order.sort().values, torch.arange(4000))  # a permutation
+    step = (pos[order[1:]] - pos[order[:-1]]).norm(dim=1).mean()
+    assert step < 0.25 * (pos[1:] - pos[:-1]).norm(dim=1).mean()  # neighbours adjacent
