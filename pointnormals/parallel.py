@@ -8,9 +8,8 @@ one core each, keeps every core busy instead (the model's calls 1.2-1.3x faster 
 cores). torch releases the GIL inside its operations, so plain threads suffice.
 
 Every piece runs the same operations on the same inputs as it would alone; the normals
-of ``predict_normals`` are bit for bit the same on 1 and 2 threads (tested). A kernel
-that splits a reduction by thread count could change last bits, never a decision taken
-in float64.
+of ``predict_normals`` are bit for bit the same on 1 and 2 threads (tested; a kernel
+that split a reduction by thread count could change last bits, and the test would fail).
 
 >>> import torch
 >>> list(thread_map(lambda x: x * 2, [torch.ones(2), torch.zeros(2)], torch.device("cpu")))
