@@ -83,7 +83,7 @@ __all__ = [
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "tf_pointnet.ckpt"
 """The checkpoint shipped with the package (recipe: ``experiment=pretrained_cpu``, then
-``pretrained_scans`` and ``pretrained_scans2`` from it; the recipe is stored inside)."""
+``pretrained_scans`` from it; the recipe is stored inside)."""
 
 MIN_POINTS = 8
 """Smallest cloud a normal can be estimated for (a neighbourhood needs a few points)."""
