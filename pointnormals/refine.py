@@ -223,20 +223,19 @@ def refine_normals(
     tiny = torch.finfo(points.dtype).tiny
     if chunk_elements is None:
         chunk_elements = 2**19 if points.device.type == "cpu" else 2**22
-    step = max(1, chunk_elements // k)
-    starts = range(0, n, step)
-    order = search.order  # chunks of nearby points: their neighbours overlap (cache hits)
+    # chunks of nearby points (the KD-tree's order): their neighbours overlap (cache hits)
+    pieces = search.order.split(max(1, chunk_elements // k))
     # neighbour sets kept between passes (the same sets every pass), per chunk
     cache: list[Tensor | None] | None = None
     if passes > 1 and n * k <= CACHE_ELEMENTS:
-        cache = [None] * len(starts)
+        cache = [None] * len(pieces)
     moved = points
 
     def fit_chunk(
         moved: Tensor, guide: Tensor, further: bool, chunk: int
     ) -> tuple[Tensor, Tensor | None]:
         """Normals (and, before a further pass, the moved points) of one chunk."""
-        index = order[starts[chunk] : starts[chunk] + step]  # (B,) the chunk's points
+        index = pieces[chunk]  # (B,) the chunk's points
         cached = None if cache is None else cache[chunk]
         if cached is not None:
             nearest = cached.long()
@@ -273,14 +272,15 @@ def refine_normals(
         out = torch.empty_like(guide)
         projected = torch.empty_like(points) if further else None
         fit = partial(fit_chunk, moved, guide, further)
-        chunks = thread_map(fit, range(len(starts)), points.device)
-        for chunk, (axis, lifted) in enumerate(chunks):
-            index = order[starts[chunk] : starts[chunk] + step]
+        fitted = done * n
+        fits = thread_map(fit, range(len(pieces)), points.device)
+        for index, (axis, lifted) in zip(pieces, fits, strict=True):
             out[index] = axis
             if projected is not None:
                 projected[index] = lifted
+            fitted += index.numel()
             if progress is not None:
-                progress(done * n + starts[chunk] + index.numel(), passes * n)
+                progress(fitted, passes * n)
         if projected is not None:
             moved, guide = projected, out
     return out
