@@ -57,6 +57,7 @@ from pointnormals.geometry import normalize_cloud
 from pointnormals.nn.precision import float32_mlps
 from pointnormals.parallel import thread_map
 from pointnormals.patching import (
+    CLEAN_SURFACE,
     SCALES,
     Patches,
     blend,
@@ -66,7 +67,12 @@ from pointnormals.patching import (
     plan_patches,
     surface_points,
 )
-from pointnormals.refine import fit_settings, refine_neighbours, refine_normals
+from pointnormals.refine import (
+    fit_settings,
+    refine_neighbours,
+    refine_normals,
+    roughness_is_noise,
+)
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -204,22 +210,35 @@ def predict_normals(
     pos = normalize_cloud(points.to(device, torch.float64), eps=1e-300)[0].to(dtype)
     search = graph.PatchSearch(pos)
     surface = 0.0  # the noise estimate: what the scale and the plane fit are sized by
-    if refine or (scale is None and n > patch_points):
+    chosen = scale is None and n > patch_points  # the scale is ours to choose
+    if refine or chosen:
         surface = surface_points(pos, SCALES[-1] * patch_points, search=search)
-    with _mlps_in_own_dtype(model, dtype):
-        if n <= patch_points:
-            normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
-            report("predicting", 1, 1)
-        else:
-            if scale is None:
-                scale = choose_scale(surface, patch_points)
+
+    def network(scale: int | None) -> Tensor:
+        with _mlps_in_own_dtype(model, dtype):
+            if n <= patch_points:
+                normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
+                report("predicting", 1, 1)
+                return normals.to(dtype)
             patches = plan_patches(pos, scale * patch_points, overlap, search=search)
             counted = partial(report, "predicting")
-            normals = _run_patches(model, pos, patches, patch_points, batch_points, counted)
+            return _run_patches(model, pos, patches, patch_points, batch_points, counted).to(dtype)
+
+    if chosen:
+        scale = choose_scale(surface, patch_points)
+    normals = network(scale)
+    noise = None  # whether the roughness is noise, from the model's normals
+    if refine or (chosen and surface > CLEAN_SURFACE):
+        noise = roughness_is_noise(pos, normals, search=search)
+    if surface > CLEAN_SURFACE and noise is False:
+        # thin parts and close sheets read as noise to the estimate, not across the
+        # model's normals: size the context and the fit as on a clean surface
+        surface = float(CLEAN_SURFACE)
+        if chosen and choose_scale(surface, patch_points) != scale:
+            scale = choose_scale(surface, patch_points)
+            normals = network(scale)
     if refine:
-        counted = partial(report, "fitting planes")
-        normals = normals.to(dtype)
-        width, passes = fit_settings(pos, normals, search=search)
+        width, passes = fit_settings(pos, normals, search=search, noise=noise)
         normals = refine_normals(
             pos,
             normals,
@@ -227,7 +246,7 @@ def predict_normals(
             width=width,
             passes=passes,
             search=search,
-            progress=counted,
+            progress=partial(report, "fitting planes"),
         )
     return normals.to(points.device, points.dtype)
 

@@ -31,6 +31,7 @@ from torch import Tensor
 from pointnormals import graph
 
 __all__ = [
+    "CLEAN_SURFACE",
     "SCALES",
     "Patches",
     "blend",
@@ -44,6 +45,9 @@ __all__ = [
 
 SCALES = (1, 2, 4, 8)
 """Context scales the shipped model is trained on (``predict.py --scale``)."""
+
+CLEAN_SURFACE = 16
+""":func:`surface_points` of a clean surface: the smallest neighbourhood it tries."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -166,7 +170,7 @@ def surface_points(
     centres = graph.farthest_point_sample(pos, min(1.0, samples / n))
     neighbours = search.query(pos[centres], max_points)  # (S, K), nearest first
     first = torch.full((centres.numel(),), 2.0 * max_points, dtype=torch.float64)
-    k = 16
+    k = CLEAN_SURFACE
     sizes = []
     while k <= max_points:
         sizes.append(k)

@@ -17,6 +17,7 @@ from pointnormals.inference import (
     resolve_device,
 )
 from pointnormals.nn import save_model
+from pointnormals.refine import refine_neighbours
 from pointnormals.testing import angle_deg, assert_equivariant, equivariance_errors
 
 
@@ -162,6 +163,37 @@ def test_scale_choice_grows_with_noise():
     auto = predict_normals(model, noisy, 128)
     fixed = predict_normals(model, noisy, 128, scale=1)
     assert not torch.equal(auto, fixed)
+
+
+@pytest.mark.parametrize("noise", [True, False])
+def test_roughness_the_models_normals_do_not_read_as_noise_is_sized_as_clean(monkeypatch, noise):
+    """The noise estimate reads 4096 points (thin parts and close sheets can do that):
+    if the roughness across the model's normals is noise, the context (scale 8) and the
+    fit (its neighbours, two passes) follow the estimate; if not, the model runs again
+    at scale 1 and the fit is a clean surface's (32 neighbours, one pass)."""
+    contexts, fits = [], []
+    plan, fit = inference.plan_patches, inference.refine_normals
+
+    def planned(pos, context_points, *args, **kwargs):
+        contexts.append(context_points)
+        return plan(pos, context_points, *args, **kwargs)
+
+    def fitted(pos, normals, neighbours, **kwargs):
+        fits.append((neighbours, kwargs["passes"]))
+        return fit(pos, normals, neighbours, **kwargs)
+
+    monkeypatch.setattr(inference, "surface_points", lambda *args, **kwargs: 4096.0)
+    monkeypatch.setattr(inference, "roughness_is_noise", lambda *args, **kwargs: noise)
+    monkeypatch.setattr(inference, "plan_patches", planned)
+    monkeypatch.setattr(inference, "refine_normals", fitted)
+    predict_normals(small_model(), ellipsoid(3000), 256)
+    if noise:
+        assert contexts == [8 * 256] and fits == [(refine_neighbours(4096), 2)]
+    else:
+        assert contexts == [8 * 256, 256] and fits == [(refine_neighbours(16), 1)] == [(32, 1)]
+    contexts.clear()
+    predict_normals(small_model(), ellipsoid(3000), 256, scale=2)  # the user's scale stays
+    assert contexts == [2 * 256]
 
 
 def test_prediction_is_scale_invariant():

@@ -6,7 +6,7 @@ from functools import partial
 
 import torch
 
-from pointnormals import refine
+from pointnormals import patching, refine
 from pointnormals.refine import fit_settings, height_spread, refine_neighbours, refine_normals
 from pointnormals.testing import angle_deg, assert_equivariant
 
@@ -131,9 +131,22 @@ def test_the_fit_widens_and_repeats_only_where_the_heights_look_like_noise():
     ]
     clean = [noisy_sphere(20_000, 0.0), noisy_sphere(2_000, 0.0), plane_sheets(20_000, 0.01, 0.0)]
     for pos, truth in noisy:
+        assert refine.roughness_is_noise(pos, truth)
         assert fit_settings(pos, truth) == (refine.NOISY_WIDTH, 2)
     for pos, truth in clean:
+        assert not refine.roughness_is_noise(pos, truth)
         assert fit_settings(pos, truth) == (refine.WIDTH, 1)
+    pos, truth = noisy[0]
+    assert fit_settings(pos, truth, noise=False) == (refine.WIDTH, 1)  # a verdict given
+
+
+def test_close_sheets_read_as_noise_by_the_estimate_not_across_their_normals():
+    """Two clean sheets 2 spacings apart need 256 neighbours to look like one surface,
+    as noise would; across their normals the heights do not look like noise (what
+    :func:`~pointnormals.inference.predict_normals` sizes the fit and context by)."""
+    pos, truth = plane_sheets(20_000, 0.02, 0.0)
+    assert patching.surface_points(pos, 8192) >= 256
+    assert not refine.roughness_is_noise(pos, truth)
 
 
 def test_height_spread_is_invariant():
