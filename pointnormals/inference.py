@@ -68,6 +68,7 @@ from pointnormals.patching import (
     surface_points,
 )
 from pointnormals.refine import (
+    CLEAN_NEIGHBOURS,
     fit_settings,
     refine_neighbours,
     refine_normals,
@@ -242,7 +243,7 @@ def predict_normals(
         normals = refine_normals(
             pos,
             normals,
-            refine_neighbours(surface),
+            refine_neighbours(surface) if noise else CLEAN_NEIGHBOURS,
             width=width,
             passes=passes,
             search=search,

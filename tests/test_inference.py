@@ -17,7 +17,7 @@ from pointnormals.inference import (
     resolve_device,
 )
 from pointnormals.nn import save_model
-from pointnormals.refine import refine_neighbours
+from pointnormals.refine import CLEAN_NEIGHBOURS, refine_neighbours
 from pointnormals.testing import angle_deg, assert_equivariant, equivariance_errors
 
 
@@ -170,7 +170,7 @@ def test_roughness_the_models_normals_do_not_read_as_noise_is_sized_as_clean(mon
     """The noise estimate reads 4096 points (thin parts and close sheets can do that):
     if the roughness across the model's normals is noise, the context (scale 8) and the
     fit (its neighbours, two passes) follow the estimate; if not, the model runs again
-    at scale 1 and the fit is a clean surface's (32 neighbours, one pass)."""
+    at scale 1 and the fit is a clean surface's (16 neighbours, one pass)."""
     contexts, fits = [], []
     plan, fit = inference.plan_patches, inference.refine_normals
 
@@ -190,7 +190,7 @@ def test_roughness_the_models_normals_do_not_read_as_noise_is_sized_as_clean(mon
     if noise:
         assert contexts == [8 * 256] and fits == [(refine_neighbours(4096), 2)]
     else:
-        assert contexts == [8 * 256, 256] and fits == [(refine_neighbours(16), 1)] == [(32, 1)]
+        assert contexts == [8 * 256, 256] and fits == [(CLEAN_NEIGHBOURS, 1)] == [(16, 1)]
     contexts.clear()
     predict_normals(small_model(), ellipsoid(3000), 256, scale=2)  # the user's scale stays
     assert contexts == [2 * 256]
