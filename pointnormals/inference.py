@@ -9,7 +9,11 @@ the model on batches of them:
    :math:`s \in \{1, 2, 4, 8\}` comes from an invariant noise estimate (how many
    points a neighbourhood needs to look like a surface, :func:`choose_scale`) unless
    given: a patch spans the :math:`K = sP` nearest points
-   of its centre and the model sees :math:`P` of them at fixed distance ranks.
+   of its centre and the model sees :math:`P` of them at fixed distance ranks. Thin
+   parts and close sheets can read as noise to that estimate; where the heights across
+   the model's normals do not look like noise
+   (:func:`~pointnormals.refine.roughness_is_noise`), the cloud is treated as clean
+   (scale 1, the model runs again if it ran larger).
 2. **Centres** :math:`c_1, \dots, c_C`: farthest point sampling,
    :math:`C = \lceil \text{overlap} \cdot N / K \rceil`, plus extra centres until
    every point is in a patch.
@@ -20,9 +24,10 @@ the model on batches of them:
    predictions of all patches that contain it (:func:`~pointnormals.patching.blend`).
 5. **Refinement**: a robust plane fit of every point's nearest points, weighted by their
    height over the blended normal's tangent plane (:mod:`pointnormals.refine`): the model
-   says which plane, the scan's points say where exactly; its size follows the noise,
-   and where the roughness is noise a second pass fits again over the points moved onto
-   their planes (:func:`~pointnormals.refine.fit_settings`).
+   says which plane, the scan's points say where exactly; where the roughness is noise
+   its size follows the noise and a second pass fits again over the points moved onto
+   their planes (:func:`~pointnormals.refine.fit_settings`), elsewhere it takes
+   :data:`~pointnormals.refine.CLEAN_NEIGHBOURS` points.
 
 Each step commutes with rotations, reflections, translations, uniform scaling and
 permutations of the input (farthest point sampling starts at an invariant point,
