@@ -9,9 +9,9 @@ sits in the first pass over a fresh buffer (the copy of a linear layer's bias).
 
 :func:`keep_freed_memory` sets two ``mallopt`` parameters for the rest of the process:
 ``M_MMAP_MAX = 0`` (large requests come from the heap like small ones) and a trim
-threshold of 2 GB (freed heap memory is not returned to the kernel below that), so the next call
-reuses the pages of the last. The process's resident memory then stays at its peak
-between calls instead of falling back. :func:`pointnormals.api.estimate` calls it before
+threshold of 2 GB (freed heap memory below that is not returned to the kernel), so the
+next call reuses the pages of the last. The process's resident memory then stays at its
+peak between calls instead of falling back. :func:`pointnormals.api.estimate` calls it before
 the model runs on CPU; set ``POINTNORMALS_KEEP_FREED_MEMORY=0`` to keep glibc's defaults.
 
 Measured (2 cores, 100k-point demo scan at 0.25 % noise, ``predict_normals``, 3 × 4 runs
