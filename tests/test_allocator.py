@@ -48,18 +48,15 @@ def probe(env_value: str | None) -> tuple[bool, bool, int]:
 
 
 @pytest.mark.skipif(not glibc, reason="glibc only")
-def test_kept_memory_is_reused_without_page_faults():
+def test_kept_memory_is_reused_where_glibcs_defaults_fault_in_fresh_pages():
     kept, again, faults = probe(None)
     assert kept and again
-    assert faults < 0.1 * TOUCHED, faults  # measured: 0
-
-
-@pytest.mark.skipif(not glibc, reason="glibc only")
-def test_opt_out_keeps_glibcs_defaults():
-    kept, again, faults = probe("0")
+    kept, again, default_faults = probe("0")  # opted out: glibc's defaults
     assert not kept and not again
-    # the check above can fail: glibc maps fresh pages for every large temporary
-    assert faults > 0.5 * TOUCHED, faults  # measured: 0.82-0.91
+    # with 4 kB pages (transparent huge pages off or on madvise, as here), measured: 0
+    # kept, 0.82-0.91 * TOUCHED with the defaults; huge pages would shrink both counts
+    assert default_faults > 0 and faults <= 0.1 * default_faults, (faults, default_faults)
+    assert faults < 0.1 * TOUCHED
 
 
 def test_api_keeps_memory_for_the_model_on_cpu(monkeypatch):
