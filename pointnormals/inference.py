@@ -236,12 +236,12 @@ def predict_normals(
     noise = None  # whether the roughness is noise, from the model's normals
     if refine or (chosen and surface > CLEAN_SURFACE):
         noise = roughness_is_noise(pos, normals, search=search)
-    if surface > CLEAN_SURFACE and noise is False:
+    if chosen and surface > CLEAN_SURFACE and noise is False:
         # thin parts and close sheets read as noise to the estimate, not across the
-        # model's normals: size the context and the fit as on a clean surface
-        surface = float(CLEAN_SURFACE)
-        if chosen and choose_scale(surface, patch_points) != scale:
-            scale = choose_scale(surface, patch_points)
+        # model's normals: the context of a clean surface (the fit's follows the verdict)
+        clean = choose_scale(CLEAN_SURFACE, patch_points)
+        if clean != scale:
+            scale = clean
             normals = network(scale)
     if refine:
         width, passes = fit_settings(pos, normals, search=search, noise=noise)

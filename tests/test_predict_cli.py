@@ -391,15 +391,12 @@ def test_shipped_checkpoint_keeps_thin_parts_apart_from_noise(modelnet_mini):
     vs 21.00°; PCA k=10 27.0°, k=30 25.0°)."""
     if not DEFAULT_CHECKPOINT.is_file():
         pytest.skip("no checkpoint in pointnormals/checkpoints/")
+    from pointnormals.demo import score_normals
+
     data = np.loadtxt(modelnet_mini / "bookshelf" / "bookshelf_0481.txt", delimiter=",")
     points, truth = data[:, :3], data[:, 3:6] / np.linalg.norm(data[:, 3:6], axis=1)[:, None]
-
-    def rmse(normals: np.ndarray) -> float:
-        cos = np.abs((normals * truth).sum(1)).clip(max=1)
-        return float(np.sqrt(np.mean(np.degrees(np.arccos(cos)) ** 2)))
-
-    model = rmse(api.estimate_normals(points, device="cpu"))
-    pca = rmse(api.estimate_normals(points, method="pca", k=30))
+    model = score_normals(api.estimate_normals(points, device="cpu"), truth)["rmse"]
+    pca = score_normals(api.estimate_normals(points, method="pca", k=30), truth)["rmse"]
     assert model < 12.5 and model < pca - 5
 
 
