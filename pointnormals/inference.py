@@ -11,9 +11,9 @@ the model on batches of them:
    given: a patch spans the :math:`K = sP` nearest points
    of its centre and the model sees :math:`P` of them at fixed distance ranks. Thin
    parts and close sheets can read as noise to that estimate; where the heights across
-   the model's normals do not look like noise
-   (:func:`~pointnormals.refine.roughness_is_noise`), the cloud is treated as clean
-   (scale 1, the model runs again if it ran larger).
+   local PCA planes do not look like noise
+   (:func:`~pointnormals.refine.roughness_is_noise`, decided before the network runs),
+   the cloud gets the context of a clean surface (scale 1).
 2. **Centres** :math:`c_1, \dots, c_C`: farthest point sampling,
    :math:`C = \lceil \text{overlap} \cdot N / K \rceil`, plus extra centres until
    every point is in a patch.
@@ -26,8 +26,9 @@ the model on batches of them:
    height over the blended normal's tangent plane (:mod:`pointnormals.refine`): the model
    says which plane, the scan's points say where exactly; where the roughness is noise
    its size follows the noise and a second pass fits again over the points moved onto
-   their planes (:func:`~pointnormals.refine.fit_settings`), elsewhere it takes
-   :data:`~pointnormals.refine.CLEAN_NEIGHBOURS` points.
+   their planes, elsewhere it takes
+   :data:`~pointnormals.refine.CLEAN_NEIGHBOURS` points
+   (:func:`~pointnormals.refine.fit_settings`).
 
 Each step commutes with rotations, reflections, translations, uniform scaling and
 permutations of the input (farthest point sampling starts at an invariant point,
@@ -72,13 +73,7 @@ from pointnormals.patching import (
     plan_patches,
     surface_points,
 )
-from pointnormals.refine import (
-    CLEAN_NEIGHBOURS,
-    fit_settings,
-    refine_neighbours,
-    refine_normals,
-    roughness_is_noise,
-)
+from pointnormals.refine import fit_settings, refine_normals, roughness_is_noise
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -145,15 +140,17 @@ def validate_points(points: Tensor) -> None:
         raise ValueError(f"{bad} of {n} points have non-finite (NaN/inf) coordinates")
 
 
-SURFACE_FACTOR = 16.0
+SURFACE_FACTOR = 32.0
 """``scale=None``: the context spans at least this many times the points a neighbourhood
 needs to look like a surface (:func:`~pointnormals.patching.surface_points`). Calibrated
-for accuracy per second by ``scripts/calibrate_scale.py --points 100000`` on training
-meshes (cow, teapot, beast, homer; noise 0-1.2 %), with the plane fit
-(:mod:`pointnormals.refine`) after the network: the RMSE of the chosen scale is 1.0057x
-that of the best scale per cloud (geometric mean; worst 1.045x) while the network sees
-0.54x the points of scale 1; factor 2 gives 1.0030x at 0.74x, factor 64 1.0106x at 0.40x,
-a fixed scale 1 1.0173x (worst 1.11x). Clean scans (16 points) keep scale 1."""
+for accuracy per second by ``scripts/calibrate_scale.py`` (30k and 150k points) on
+training meshes (cow, teapot, beast, homer; noise 0-1.2 %), with the plane fit
+(:mod:`pointnormals.refine`) after the network: the RMSE of the chosen scale is 1.0031x
+that of the best scale per cloud (geometric mean; worst 1.018x) while the network sees
+0.51x the points of scale 1; factor 16 gives 1.0024x at 0.58x, factor 64 1.0050x at
+0.44x (worst 1.045x: a mildly noisy cloud at scale 2), a fixed scale 1 1.0020x. Under
+noise the fit decides and the scale hardly matters; clean scans (16 points) keep
+scale 1."""
 
 
 def choose_scale(surface: float, patch_points: int, factor: float = SURFACE_FACTOR) -> int:
@@ -219,36 +216,31 @@ def predict_normals(
     chosen = scale is None and n > patch_points  # the scale is ours to choose
     if refine or chosen:
         surface = surface_points(pos, SCALES[-1] * patch_points, search=search)
-
-    def network(scale: int | None) -> Tensor:
-        with _mlps_in_own_dtype(model, dtype):
-            if n <= patch_points:
-                normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
-                report("predicting", 1, 1)
-                return normals.to(dtype)
-            patches = plan_patches(pos, scale * patch_points, overlap, search=search)
-            counted = partial(report, "predicting")
-            return _run_patches(model, pos, patches, patch_points, batch_points, counted).to(dtype)
-
     if chosen:
         scale = choose_scale(surface, patch_points)
-    normals = network(scale)
-    noise = None  # whether the roughness is noise, from the model's normals
-    if refine or (chosen and surface > CLEAN_SURFACE):
-        noise = roughness_is_noise(pos, normals, search=search)
-    if chosen and surface > CLEAN_SURFACE and noise is False:
-        # thin parts and close sheets read as noise to the estimate, not across the
-        # model's normals: the context of a clean surface (the fit's follows the verdict)
         clean = choose_scale(CLEAN_SURFACE, patch_points)
-        if clean != scale:
+        # thin parts and close sheets can read as noise to the estimate, not to the
+        # heights across local (PCA) planes: they get the context of a clean surface
+        if scale > clean and not roughness_is_noise(pos, None, search=search):
             scale = clean
-            normals = network(scale)
+    with _mlps_in_own_dtype(model, dtype):
+        if n <= patch_points:
+            normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
+            report("predicting", 1, 1)
+        else:
+            patches = plan_patches(pos, scale * patch_points, overlap, search=search)
+            counted = partial(report, "predicting")
+            normals = _run_patches(model, pos, patches, patch_points, batch_points, counted)
+    normals = normals.to(dtype)
     if refine:
-        width, passes = fit_settings(pos, normals, search=search, noise=noise)
+        # sized by the heights across the model's planes (they follow thin parts and
+        # creases more closely than PCA's)
+        noise = roughness_is_noise(pos, normals, search=search)
+        neighbours, width, passes = fit_settings(surface, noise)
         normals = refine_normals(
             pos,
             normals,
-            refine_neighbours(surface) if noise else CLEAN_NEIGHBOURS,
+            neighbours,
             width=width,
             passes=passes,
             search=search,

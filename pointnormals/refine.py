@@ -26,7 +26,7 @@ reflections, translations, uniform scaling and permutations (the neighbourhoods 
 distance ranks). Where the roughness is noise (:func:`roughness_is_noise`),
 :func:`refine_neighbours` sets :math:`k` from the cloud's invariant noise estimate
 :func:`~pointnormals.patching.surface_points`; elsewhere :math:`k` is
-:data:`CLEAN_NEIGHBOURS`.
+:data:`CLEAN_NEIGHBOURS` (:func:`fit_settings`).
 
 On a noisy scan one fit leaves much of the noise in the normals. With ``passes=2`` every
 point then moves onto its fitted plane, :math:`p_i \leftarrow p_i + (\mu_i \cdot a_i)\,a_i`
@@ -34,7 +34,7 @@ point then moves onto its fitted plane, :math:`p_i \leftarrow p_i + (\mu_i \cdot
 repeats over the moved points, guided by the first fit's normals: a denoising step that
 averages the planes of overlapping neighbourhoods. On a clean surface the same step
 smooths away real detail, so :func:`fit_settings` turns it on (with a wider slab, ``c = 3``)
-only where :func:`height_spread` says the roughness is noise: on training meshes
+only where :func:`roughness_is_noise` says the roughness is noise: on training meshes
 (100k points, noise 0.125-1.2 % of the diagonal) the RMSE falls 2-8 %, on clean scans and
 ModelNet40 shapes the second pass would raise it 5-35 %.
 
@@ -95,7 +95,7 @@ r"""``c`` of the weight width :math:`\tau_i = c \cdot \operatorname{median}_j |h
 Wider slabs (``c = 4``) were 2-5 % better on noisy training scans but up to 18 % worse on
 thin CAD parts (ModelNet40 train shapes whose noise estimate reads high: 24.1° at
 ``c = 2``, 28.6° at ``c = 4``), which :func:`~pointnormals.patching.surface_points`
-cannot tell from noise; :func:`height_spread` can (:func:`fit_settings`)."""
+cannot tell from noise; :func:`roughness_is_noise` can (:func:`fit_settings`)."""
 
 
 NOISY_WIDTH = 3.0
@@ -110,17 +110,17 @@ as int32); beyond, every pass queries them again."""
 
 def height_spread(
     points: Tensor,
-    normals: Tensor,
+    normals: Tensor | None,
     ks: Sequence[int],
     search: graph.PatchSearch | None = None,
     samples: int = 512,
 ) -> list[float]:
-    r"""How rough the surface looks at each of ``ks`` neighbours across the guide normals.
+    r"""How rough the surface looks at each of ``ks`` neighbours across local planes.
 
     At ``samples`` centres :math:`i` (the points at evenly spaced ranks of the distance
     to the centroid: spread over the cloud, invariant, and cheap where farthest point
-    sampling takes about a second per 100k points), the heights
-    :math:`h_{ij} = n_i \cdot (p_j - p_i)` of the ``k`` nearest points give
+    sampling takes about a second per 100k points) with normals :math:`n_i`, the
+    heights :math:`h_{ij} = n_i \cdot (p_j - p_i)` of the ``k`` nearest points give
     :math:`\rho_i = \operatorname{MAD}_j(h_{ij}) / \max_j \lVert p_j - p_i \rVert`; the result
     is the median over the centres. A clean smooth surface gives :math:`\rho \to 0` at
     small ``k``, rising with ``k`` as curvature enters; noise of standard deviation
@@ -131,7 +131,8 @@ def height_spread(
 
     Args:
         points: ``(N, 3)`` the cloud.
-        normals: ``(N, 3)`` unit guide normals, any sign.
+        normals: ``(N, 3)`` unit guide normals, any sign; ``None``: every centre's
+            least-variance axis of its ``max(ks)`` nearest points (PCA).
         ks: neighbour counts, one value each.
         search: a :class:`~pointnormals.graph.PatchSearch` of ``points`` to reuse.
         samples: centres.
@@ -143,7 +144,12 @@ def height_spread(
     centres = torch.sort(radial, stable=True).indices[ranks.to(points.device)]
     nearest = search.query(points[centres], max(ks))  # (S, K), nearest first
     offsets = points[nearest] - points[centres].unsqueeze(1)
-    height = (offsets @ normals[centres].to(points.dtype).unsqueeze(-1)).squeeze(-1)
+    if normals is None:
+        centred = offsets - offsets.mean(dim=1, keepdim=True)
+        guide = torch.linalg.eigh(centred.transpose(1, 2) @ centred)[1][..., 0]  # (S, 3)
+    else:
+        guide = normals[centres].to(points.dtype)
+    height = (offsets @ guide.unsqueeze(-1)).squeeze(-1)
     tiny = torch.finfo(points.dtype).tiny
     out = []
     for k in ks:
@@ -158,17 +164,20 @@ def height_spread(
 
 
 def roughness_is_noise(
-    points: Tensor, normals: Tensor, search: graph.PatchSearch | None = None
+    points: Tensor, normals: Tensor | None, search: graph.PatchSearch | None = None
 ) -> bool:
-    r"""Whether the heights across the guide normals look like noise rather than
-    curvature, thin parts or close sheets.
+    r"""Whether the heights across local planes look like noise rather than curvature,
+    thin parts or close sheets.
 
     Noise when :math:`\rho_{16} \ge 0.17` (noise swamps 16 neighbours) or
     :math:`\rho_{16} \ge 0.05` and :math:`\rho_{16} \ge 1.2\,\rho_{64}` (roughness that
     falls with the neighbourhood, unlike curvature and thin parts)
-    (:func:`height_spread`). The guide should be the model's: a random guide reads as
-    noise. Calibrated (with the model's guides) on training meshes (cow, teapot, beast,
-    homer; 100k points; noise 0.125-1.2 %: :math:`\rho_{16}` 0.12-0.29,
+    (:func:`height_spread`). The planes are the guide ``normals`` (the model's: a random
+    guide reads as noise) or, with ``None``, every centre's PCA plane of its 64 nearest
+    points (before the network runs).
+
+    With the model's normals, calibrated on training meshes (cow, teapot, beast, homer;
+    100k points; noise 0.125-1.2 %: :math:`\rho_{16}` 0.12-0.29,
     :math:`\rho_{16}/\rho_{64}` 0.98-1.57) and synthetic training shapes (50k points,
     noise 0.125 %: :math:`\rho_{16}` 0.08-0.09 at ratios 1.47-1.55) against 37 ModelNet40
     *train* shapes (10k points: :math:`\rho_{16} \le 0.16` at ratios 0.33-1.12, above
@@ -179,29 +188,38 @@ def roughness_is_noise(
     estimate (:func:`~pointnormals.patching.surface_points`) exceeds 16 points; 55
     ModelNet40 train shapes: not noise on 12 of the 13 whose estimate does (thin parts
     and close sheets read as noise there; ``curtain_0029`` reads as noise here too).
+
+    With PCA planes the same thresholds separate the clouds whose noise estimate reads
+    64 points or more (where :func:`~pointnormals.inference.predict_normals` lets the
+    verdict choose the context scale): of 48 noisy clouds of training meshes
+    (alligator, beast, beetle, cheburashka, cow, homer; 20k and 100k points; noise
+    0.125 / 0.3 / 0.6 / 1.2 %) and 8 of synthetic training shapes (4 seeds, 50k points,
+    noise 0.125 / 0.6 %), every such cloud reads noise (:math:`\rho_{16} \ge 0.168`,
+    and :math:`\ge 0.249` at ratios below 1.2); of 110 ModelNet40 train shapes, none
+    does (:math:`\rho_{16} \le 0.166`, ratios :math:`\le 1.17`). Below 64 points PCA
+    planes are less reliable than the model's: 2 of the 110 ModelNet40 train shapes
+    (thin parts, estimates 16 and 32) read as noise across them (ratios 1.28 and 1.39),
+    not across the model's normals (1.07 and 1.11).
     """
     rough, coarse = height_spread(points, normals, (16, 64), search)
     return rough >= 0.17 or (rough >= 0.05 and rough >= 1.2 * coarse)
 
 
-def fit_settings(
-    points: Tensor,
-    normals: Tensor,
-    search: graph.PatchSearch | None = None,
-    noise: bool | None = None,
-) -> tuple[float, int]:
-    r"""``(width, passes)`` of :func:`refine_normals` for a cloud and its guide normals:
-    :data:`NOISY_WIDTH` and two passes where the roughness is noise
-    (:func:`roughness_is_noise`), else :data:`WIDTH` and one. With the second pass the
-    fit's RMSE is 2-8 % lower on the noisy training meshes and 1-39 % on noisy synthetic
-    training shapes; on clean scans, density gradients and ModelNet40 shapes it is 0-35 %
-    higher. ``noise``: that verdict, when it is known already.
+def fit_settings(surface: float, noise: bool) -> tuple[int, float, int]:
+    r"""``(neighbours, width, passes)`` of :func:`refine_normals` for a cloud whose noise
+    estimate reads ``surface`` points (:func:`~pointnormals.patching.surface_points`):
+    where the roughness is noise (``noise``, :func:`roughness_is_noise`)
+    :func:`refine_neighbours`, :data:`NOISY_WIDTH` and two passes, else
+    :data:`CLEAN_NEIGHBOURS`, :data:`WIDTH` and one. With the second pass the fit's RMSE
+    is 2-8 % lower on the noisy training meshes and 1-39 % on noisy synthetic training
+    shapes; on clean scans, density gradients and ModelNet40 shapes it is 0-35 % higher.
+
+    >>> fit_settings(4096.0, noise=True), fit_settings(4096.0, noise=False)
+    ((256, 3.0, 2), (16, 2.0, 1))
     """
-    if noise is None:
-        noise = roughness_is_noise(points, normals, search)
     if noise:
-        return NOISY_WIDTH, 2
-    return WIDTH, 1
+        return refine_neighbours(surface), NOISY_WIDTH, 2
+    return CLEAN_NEIGHBOURS, WIDTH, 1
 
 
 def refine_neighbours(surface: float, lowest: int = 16, highest: int = 256) -> int:

@@ -17,6 +17,7 @@ from pointnormals.inference import (
     resolve_device,
 )
 from pointnormals.nn import save_model
+from pointnormals.patching import CLEAN_SURFACE
 from pointnormals.refine import CLEAN_NEIGHBOURS, refine_neighbours
 from pointnormals.testing import angle_deg, assert_equivariant, equivariance_errors
 
@@ -165,13 +166,15 @@ def test_scale_choice_grows_with_noise():
     assert not torch.equal(auto, fixed)
 
 
-@pytest.mark.parametrize("noise", [True, False])
-def test_roughness_the_models_normals_do_not_read_as_noise_is_sized_as_clean(monkeypatch, noise):
-    """The noise estimate reads 4096 points (thin parts and close sheets can do that):
-    if the roughness across the model's normals is noise, the context (scale 8) and the
-    fit (its neighbours, two passes) follow the estimate; if not, the model runs again
-    at scale 1 and the fit is a clean surface's (16 neighbours, one pass)."""
-    contexts, fits = [], []
+@pytest.mark.parametrize("planes_noise", [True, False])
+@pytest.mark.parametrize("model_noise", [True, False])
+def test_context_follows_pca_planes_and_fit_the_models(monkeypatch, planes_noise, model_noise):
+    """The noise estimate reads 4096 points (thin parts and close sheets can do that).
+    The context is chosen before the network runs: the estimate's (scale 8) if the
+    heights across PCA planes look like noise, else a clean surface's; the network runs
+    once. The fit follows the heights across the model's normals: the estimate's
+    neighbours and two passes if they look like noise, else 16 neighbours and one."""
+    contexts, fits, verdicts = [], [], []
     plan, fit = inference.plan_patches, inference.refine_normals
 
     def planned(pos, context_points, *args, **kwargs):
@@ -182,18 +185,25 @@ def test_roughness_the_models_normals_do_not_read_as_noise_is_sized_as_clean(mon
         fits.append((neighbours, kwargs["passes"]))
         return fit(pos, normals, neighbours, **kwargs)
 
+    def verdict(pos, normals, **kwargs):
+        verdicts.append(normals is None)
+        return planes_noise if normals is None else model_noise
+
     monkeypatch.setattr(inference, "surface_points", lambda *args, **kwargs: 4096.0)
-    monkeypatch.setattr(inference, "roughness_is_noise", lambda *args, **kwargs: noise)
+    monkeypatch.setattr(inference, "roughness_is_noise", verdict)
     monkeypatch.setattr(inference, "plan_patches", planned)
     monkeypatch.setattr(inference, "refine_normals", fitted)
     predict_normals(small_model(), ellipsoid(3000), 256)
-    if noise:
-        assert contexts == [8 * 256] and fits == [(refine_neighbours(4096), 2)]
+    assert verdicts == [True, False]  # PCA planes first, then the model's normals
+    assert contexts == [8 * 256 if planes_noise else choose_scale(CLEAN_SURFACE, 256) * 256]
+    if model_noise:
+        assert fits == [(refine_neighbours(4096), 2)]
     else:
-        assert contexts == [8 * 256, 256] and fits == [(CLEAN_NEIGHBOURS, 1)] == [(16, 1)]
+        assert fits == [(CLEAN_NEIGHBOURS, 1)] == [(16, 1)]
     contexts.clear()
+    verdicts.clear()
     predict_normals(small_model(), ellipsoid(3000), 256, scale=2)  # the user's scale stays
-    assert contexts == [2 * 256]
+    assert contexts == [2 * 256] and verdicts == [False]
 
 
 def test_prediction_is_scale_invariant():

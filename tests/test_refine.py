@@ -120,10 +120,10 @@ def plane_sheets(
 
 
 def test_the_fit_widens_and_repeats_only_where_the_heights_look_like_noise():
-    """Noise about the point spacing or far above it, on a sphere and on a plane:
-    :data:`~refine.NOISY_WIDTH` and two passes; clean spheres, dense or sparse, and a
-    clean thin part (two sheets closer than 16 neighbours reach) keep one pass of
-    :data:`~refine.WIDTH`."""
+    """Noise about the point spacing or far above it, on a sphere and on a plane: noise
+    across the true normals and across PCA planes, so :data:`~refine.NOISY_WIDTH` and
+    two passes; clean spheres, dense or sparse, and a clean thin part (two sheets closer
+    than 16 neighbours reach) keep one pass of :data:`~refine.WIDTH`."""
     noisy = [
         noisy_sphere(20_000, 0.02),
         noisy_sphere(20_000, 0.1),
@@ -132,21 +132,23 @@ def test_the_fit_widens_and_repeats_only_where_the_heights_look_like_noise():
     clean = [noisy_sphere(20_000, 0.0), noisy_sphere(2_000, 0.0), plane_sheets(20_000, 0.01, 0.0)]
     for pos, truth in noisy:
         assert refine.roughness_is_noise(pos, truth)
-        assert fit_settings(pos, truth) == (refine.NOISY_WIDTH, 2)
+        assert refine.roughness_is_noise(pos, None)
     for pos, truth in clean:
         assert not refine.roughness_is_noise(pos, truth)
-        assert fit_settings(pos, truth) == (refine.WIDTH, 1)
-    pos, truth = noisy[0]
-    assert fit_settings(pos, truth, noise=False) == (refine.WIDTH, 1)  # a verdict given
+        assert not refine.roughness_is_noise(pos, None)
+    assert fit_settings(4096.0, noise=True) == (refine_neighbours(4096.0), refine.NOISY_WIDTH, 2)
+    assert fit_settings(4096.0, noise=False) == (refine.CLEAN_NEIGHBOURS, refine.WIDTH, 1)
 
 
 def test_close_sheets_read_as_noise_by_the_estimate_not_across_their_normals():
     """Two clean sheets 2 spacings apart need 256 neighbours to look like one surface,
-    as noise would; across their normals the heights do not look like noise (what
-    :func:`~pointnormals.inference.predict_normals` sizes the fit and context by)."""
+    as noise would; across their normals or PCA planes the heights do not look like
+    noise (what :func:`~pointnormals.inference.predict_normals` sizes the context and
+    the fit by)."""
     pos, truth = plane_sheets(20_000, 0.02, 0.0)
     assert patching.surface_points(pos, 8192) >= 256
     assert not refine.roughness_is_noise(pos, truth)
+    assert not refine.roughness_is_noise(pos, None)
 
 
 def test_height_spread_is_invariant():
@@ -161,11 +163,16 @@ def test_height_spread_is_invariant():
     order = torch.randperm(5000, generator=g)
     for dtype, shift, tol in ((torch.float64, 1e3, 1e-9), (torch.float32, 0.1, 1e-2)):
         moved = 7.0 * pos[order] @ q.T + torch.tensor([shift, -2.0, 5.0], dtype=torch.float64)
-        before = height_spread(pos.to(dtype), truth.to(dtype), (16, 64))
-        after = height_spread(moved.to(dtype), (-truth[order] @ q.T).to(dtype), (16, 64))
-        assert before[0] > before[1] > 0  # noise: rougher at 16 neighbours than at 64
-        for b, a in zip(before, after, strict=True):
-            assert abs(b - a) < tol * b
+        for guide, moved_guide in ((truth, -truth[order] @ q.T), (None, None)):  # or PCA
+            before = height_spread(pos.to(dtype), _cast(guide, dtype), (16, 64))
+            after = height_spread(moved.to(dtype), _cast(moved_guide, dtype), (16, 64))
+            assert before[0] > before[1] > 0  # noise: rougher at 16 neighbours than at 64
+            for b, a in zip(before, after, strict=True):
+                assert abs(b - a) < tol * b
+
+
+def _cast(normals: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    return None if normals is None else normals.to(dtype)
 
 
 def test_neighbours_grow_with_the_noise_estimate():
