@@ -8,7 +8,7 @@ scale, then scores candidate values of
 the RMSE of the scale the rule picks divided by the RMSE of the best scale (1.0 = the
 rule always picks the best scale).
 
-    python scripts/calibrate_scale.py                       # ~10 min on 2 cores
+    python scripts/calibrate_scale.py                       # ~16 min on 2 cores
     python scripts/calibrate_scale.py --checkpoint PATH --points 30000
 """
 
