@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import torch
 
+from pointnormals import graph
 from pointnormals.frames.random import random_orthogonal
 from pointnormals.patching import (
+    EARLY_REACH,
     blend,
     context_ranks,
     depth_weights,
     plan_patches,
     surface_points,
+    thickness_and_normal,
 )
 
 
@@ -75,6 +78,32 @@ def test_surface_points_grow_with_noise():
     """A clean surface looks like one at 16 points; noise needs more, more noise more."""
     sizes = [surface_points(ellipsoid(8000, noise=s), 4096) for s in (0.0, 0.05, 0.1, 0.2)]
     assert sizes[0] == 16 and sizes[0] < sizes[1] < sizes[2] < sizes[3] == 2 * 4096  # none
+
+
+def test_surface_points_queries_far_neighbours_only_when_the_median_needs_them():
+    """Every centre's smallest surface-like k, then the median, as with all 4096 nearest
+    points of every centre at once; a clean cloud is settled by the first 64."""
+    for noise in (0.0, 0.02, 0.05, 0.1, 0.2):
+        pos = ellipsoid(8000, noise=noise)
+        search = graph.PatchSearch(pos)
+        reaches = []
+        query = search.query
+
+        def recorded(centres, k, query=query, reaches=reaches):
+            reaches.append(k)
+            return query(centres, k)
+
+        search.query = recorded
+        estimate = surface_points(pos, 4096, search=search)
+        centres = graph.farthest_point_sample(pos, 64 / 8000)
+        near = query(pos[centres], 4096)
+        first = torch.full((64,), 8192.0, dtype=torch.float64)
+        for k in (4096, 2048, 1024, 512, 256, 128, 64, 32, 16):  # the smallest k wins
+            thickness, _ = thickness_and_normal(pos[near[:, :k]])
+            first = torch.where(thickness < 0.25, float(k), first)
+        assert estimate == float(first.median())
+        assert reaches == ([EARLY_REACH] if estimate <= EARLY_REACH else [EARLY_REACH, 4096])
+    assert reaches == [EARLY_REACH, 4096]  # the noisiest cloud needs them all
 
 
 def test_depth_weights_fall_from_centre_to_border():
