@@ -155,7 +155,7 @@ def test_height_spread_is_invariant():
     """Under rotation with reflection, permutation, scaling and translation, in float64
     (to 1e-9) and float32 (to 1e-2: rounding can swap centres of nearly equal distance to
     the centroid, measured up to 2.3e-3 over 6 draws; the cloud near the origin, as
-    predict.py centres it): far inside the margins of fit_settings' thresholds."""
+    predict.py centres it): far inside the margins of roughness_is_noise's thresholds."""
     pos, truth = noisy_sphere(5_000, 0.01)
     g = torch.Generator().manual_seed(0)
     q, _ = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
