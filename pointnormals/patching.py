@@ -177,17 +177,14 @@ def surface_points(
     # first query of few neighbours settles clean clouds (8192 neighbours of the
     # centres are a tenth of a 10k cloud's whole prediction time)
     settled = (centres.numel() - 1) // 2 + 1
-    k, queried = CLEAN_SURFACE, 0
-    for reach in (min(EARLY_REACH, max_points), max_points):
-        if reach <= queried:
-            continue
+    k = CLEAN_SURFACE
+    for reach in sorted({min(EARLY_REACH, max_points), max_points}):
         neighbours = search.query(pos[centres], reach)  # (S, reach), nearest first
         while k <= reach:
             thickness, _ = thickness_and_normal(pos[neighbours[:, :k]].double())
             found = (thickness.cpu() < threshold) & (first > max_points)
             first = torch.where(found, float(k), first)
             k *= 2
-        queried = reach
         if int((first <= max_points).sum()) >= settled:
             break
     return float(first.median())

@@ -59,6 +59,7 @@ from torch import Tensor
 
 from pointnormals import graph
 from pointnormals.parallel import thread_map
+from pointnormals.patching import thickness_and_normal
 
 __all__ = [
     "CLEAN_NEIGHBOURS",
@@ -145,8 +146,7 @@ def height_spread(
     nearest = search.query(points[centres], max(ks))  # (S, K), nearest first
     offsets = points[nearest] - points[centres].unsqueeze(1)
     if normals is None:
-        centred = offsets - offsets.mean(dim=1, keepdim=True)
-        guide = torch.linalg.eigh(centred.transpose(1, 2) @ centred)[1][..., 0]  # (S, 3)
+        _, guide = thickness_and_normal(offsets)  # (S, 3) PCA planes
     else:
         guide = normals[centres].to(points.dtype)
     height = (offsets @ guide.unsqueeze(-1)).squeeze(-1)

@@ -386,9 +386,9 @@ def test_shipped_checkpoint_takes_a_larger_context_on_a_dense_very_noisy_scan():
 def test_shipped_checkpoint_keeps_thin_parts_apart_from_noise(modelnet_mini):
     """Regression guard of the structure check: a clean ModelNet40 *train* bookshelf
     (10k points) whose close shelves need 128 neighbours to look like a surface, as noise
-    would; across the model's normals they do not look like noise, so it is sized as a
-    clean surface (measured, RMSE: 10.58° vs 24.39° sized as noise; network alone 11.43°
-    vs 21.00°; PCA k=10 27.0°, k=30 25.0°)."""
+    would; across local planes (PCA's for the context, the model's for the fit) they do
+    not look like noise, so it is sized as a clean surface (measured, RMSE: 10.58° vs
+    24.39° sized as noise; network alone 11.43° vs 21.00°; PCA k=10 27.0°, k=30 25.0°)."""
     if not DEFAULT_CHECKPOINT.is_file():
         pytest.skip("no checkpoint in pointnormals/checkpoints/")
     from pointnormals.demo import score_normals
