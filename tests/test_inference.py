@@ -71,6 +71,42 @@ def test_threads_do_not_change_the_normals():
     assert torch.equal(alone, side_by_side)
 
 
+class CountPatches(nn.Module):
+    """A model that records how many patches every call gets."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.calls = model, []
+
+    def forward(self, pos: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+        self.calls.append(int(batch[-1]) + 1)
+        return self.model(pos, batch)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_model_calls_share_the_patches_evenly_over_the_threads(threads):
+    """As many calls as batches of at most ``batch_points`` take, rounded up to a
+    multiple of the threads (none left alone at the end), patches shared out evenly."""
+    from pointnormals.graph import PatchSearch
+    from pointnormals.patching import plan_patches
+
+    pos = ellipsoid(3000)
+    centred = pos - pos.mean(0)
+    unit = centred / centred.norm(dim=1).max()
+    total = plan_patches(unit, 256, 1.5, search=PatchSearch(unit)).num_patches
+    model = CountPatches(small_model().double())
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        predict_normals(model, pos, 256, scale=1, batch_points=4 * 256, refine=False)
+    finally:
+        torch.set_num_threads(before)
+    fewest = -(-total // 4)
+    assert sum(model.calls) == total and max(model.calls) <= 4
+    assert len(model.calls) == min(total, -(-fewest // threads) * threads)
+    assert max(model.calls) - min(model.calls) <= 1
+
+
 def test_prediction_is_o3_equivariant_with_patches():
     """Rotations, reflections, translations and permutations; float64 and float32 (the
     model and the cloud cast to each)."""
