@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "POINT_CLOUD_SUFFIXES",
+    "cast_rays",
     "convex_hull",
     "estimate_normals_pca",
     "inside_mesh",
@@ -228,6 +229,34 @@ def inside_mesh(mesh: Mesh, points: np.ndarray) -> np.ndarray:
     )
     query = o3d.core.Tensor(np.ascontiguousarray(points, dtype=np.float32))
     return scene.compute_occupancy(query, nthreads=1).numpy() > 0.5
+
+
+def cast_rays(
+    mesh: Mesh, origins: np.ndarray, directions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first hit of every ray on ``mesh`` (Open3D's ``RaycastingScene``, float32).
+
+    Args:
+        mesh: the triangles.
+        origins: ``(R, 3)`` ray origins.
+        directions: ``(R, 3)`` unit ray directions.
+
+    Returns:
+        ``distance`` ``(R,)`` along the ray (``inf`` where it misses) and the unit
+        ``normals`` ``(R, 3)`` of the triangles hit (float64; unoriented).
+    """
+    o3d = _open3d()
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(
+        o3d.core.Tensor(np.ascontiguousarray(mesh.vertices, dtype=np.float32)),
+        o3d.core.Tensor(np.ascontiguousarray(mesh.triangles, dtype=np.uint32)),
+    )
+    rays = np.concatenate([origins, directions], axis=1).astype(np.float32)
+    hits = scene.cast_rays(o3d.core.Tensor(np.ascontiguousarray(rays)))
+    distance = hits["t_hit"].numpy().astype(np.float64)
+    normals = hits["primitive_normals"].numpy().astype(np.float64)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return distance, normals / np.where(length > 0, length, 1.0)
 
 
 def estimate_normals_pca(points: np.ndarray, k: int = 30) -> np.ndarray:

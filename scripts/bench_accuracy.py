@@ -6,13 +6,17 @@ into the repo): held-out meshes of ``../shared/data/meshes``, held-out synthetic
 and the ``modelnet40_mini`` test split (10k points, clean). Meshes and synthetic shapes
 come in groups: ``clean``, Gaussian noise of 0.125 %, 0.6 % and 1.2 % of the bounding
 box diagonal (scored against the clean normals) and ``gradient`` (clean, density falling
-linearly from 1 to 0.1 along a random direction). Sources under ``../shared`` are
+linearly from 1 to 0.1 along a random direction). Held-out meshes are also scanned
+(``range scan``: two random viewpoints each, a grid of rays,
+:func:`~pointnormals.data.range_scan.range_scan`, with Gaussian noise of 0.05 % of the
+diagonal along the ray: the near side only, open at silhouettes, density falling at
+grazing angles, like a raw scan). Sources under ``../shared`` are
 skipped with a line when absent. Methods: the model through ``predict.py``'s code path
 (:func:`pointnormals.api.estimate`), once per ``--variant``; PCA with ``k=30`` and the
 per-cloud best ``k`` (oracle). Angles are between lines, θ = arccos|cos| in degrees.
 
     python scripts/bench_accuracy.py --quick                  # ~15 s on 2 cores
-    python scripts/bench_accuracy.py                          # 52 clouds, ~15 min
+    python scripts/bench_accuracy.py                          # 58 clouds, ~15 min
     python scripts/bench_accuracy.py --variant model --variant network:refine=false  # fit's share
     python scripts/bench_accuracy.py --points 50000,200000 --variant s1:scale=1 \\
         --variant s4:scale=4,overlap=2 --csv outputs/bench_accuracy.csv
@@ -41,13 +45,15 @@ import torch
 
 from pointnormals import api, inference, o3d
 from pointnormals.data import dense
+from pointnormals.data.range_scan import range_scan
 from pointnormals.data.synthetic import generate_shape
 from pointnormals.geometry import angle_deg, normalize_cloud
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared" / "data"
 NOISE = {"clean": 0.0, "noise 0.125%": 0.00125, "noise 0.6%": 0.006, "noise 1.2%": 0.012}
-GROUPS = (*NOISE, "gradient", "modelnet40 10k")
+GROUPS = (*NOISE, "gradient", "range scan", "modelnet40 10k")
+SCAN_NOISE, SCAN_VIEWS = 0.0005, 2  # along the ray, fraction of the diagonal; views per mesh
 SOURCES = ("synthetic", "meshes", "modelnet40")
 PCA_KS, QUICK_KS = (10, 20, 30, 50, 100, 200, 400), (10, 30, 100)
 # SyntheticShapes' test split key (2) at indices from 1000 on: training uses the train
@@ -117,6 +123,8 @@ def make_clouds(args: argparse.Namespace, cache_dir: str) -> list[Cloud]:
             cloud = perturb(points, normals, group, size, seed=1000 * j + g)
             cloud.name = name
             clouds.append(cloud)
+    if "meshes" in args.sources and "range scan" in args.groups:
+        clouds += range_scans(args)
     if "modelnet40" in args.sources and "modelnet40 10k" in args.groups:
         from pointnormals.data.modelnet import ModelNet40
 
@@ -129,6 +137,26 @@ def make_clouds(args: argparse.Namespace, cache_dir: str) -> list[Cloud]:
             pos, normal = (a.astype(np.float64) for a in dataset.load(i))
             normal /= np.linalg.norm(normal, axis=1, keepdims=True)
             clouds.append(Cloud(f"modelnet/{dataset.names[i]}", "modelnet40 10k", pos, normal))
+    return clouds
+
+
+def range_scans(args: argparse.Namespace) -> list[Cloud]:
+    """Every held-out mesh seen from :data:`SCAN_VIEWS` random viewpoints, noise along
+    the rays (sizes cycle over ``--points``)."""
+    meshes = SHARED / "meshes"
+    names = dense.mesh_names(meshes, heldout=True)[: args.limit or None]
+    if not names:
+        print(f"skipped: range scan ({meshes.resolve()} absent)")
+    clouds = []
+    for j, stem in enumerate(names):
+        mesh = o3d.read_triangle_mesh(meshes / f"{stem}.obj")
+        sigma = SCAN_NOISE * np.linalg.norm(np.ptp(mesh.vertices, axis=0))
+        for view in range(1 if args.quick else SCAN_VIEWS):
+            rng = np.random.default_rng([j, view])
+            size = args.points[(SCAN_VIEWS * j + view) % len(args.points)]
+            points, normals, rays = range_scan(mesh, size, rng.normal(size=3))
+            points = points + sigma * rng.normal(size=(len(points), 1)) * rays
+            clouds.append(Cloud(f"scan/{stem}-{view}", "range scan", points, normals))
     return clouds
 
 

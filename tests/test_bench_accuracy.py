@@ -60,12 +60,14 @@ def test_shared_sources_quick(tmp_path):
     shared = REPO.parent / "shared" / "data"
     if not (shared / "meshes").is_dir() or not (shared / "modelnet40_mini").is_dir():
         pytest.skip(f"{shared} not present")
-    _, markdown = _run(
-        tmp_path, "--sources", "meshes,modelnet40", "--groups", "clean,modelnet40 10k"
+    groups = ("clean", "range scan", "modelnet40 10k")
+    stdout, markdown = _run(
+        tmp_path, "--sources", "meshes,modelnet40", "--groups", ",".join(groups)
     )
-    for group in ("clean", "modelnet40 10k"):
+    for group in groups:
         rmse = _group_rmse(markdown, group)
         assert rmse["PCA oracle"] <= rmse["PCA k=30"]
+    assert re.search(r"^scan/\S+-0 \[range scan\] 2\d,\d{3} pts", stdout, flags=re.M), stdout
 
 
 def test_unknown_group_is_a_usage_error():
