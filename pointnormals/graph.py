@@ -107,48 +107,6 @@ class Neighbourhood:
         edge = starts.unsqueeze(1) + torch.minimum(slot, (counts - 1).unsqueeze(1))  # (N, k)
         return Neighbourhood(self.edge_index[:, edge.reshape(-1)], self.num_src, self.num_dst, k)
 
-    @classmethod
-    def ball(
-        cls,
-        pos_src: Tensor,
-        pos_dst: Tensor,
-        r: float,
-        batch_src: Tensor | None = None,
-        batch_dst: Tensor | None = None,
-        k: int = 64,
-    ) -> Neighbourhood:
-        r"""The :meth:`radius` graph at the fixed degree ``k`` of :meth:`repeat_to`, from a
-        kNN query: the same edges, repeated differently.
-
-        The ``k`` nearest sources of receiver :math:`i` are
-        :math:`j_1, \dots, j_k` (nearest first); those with
-        :math:`\lVert p_j - p_i \rVert \ge r` (outside the ball, as
-        ``torch_cluster.radius`` excludes them) become :math:`j_1`. That is the set of
-        :meth:`radius` (the at most ``k`` nearest inside the ball), each edge once or
-        more, so only for aggregations that ignore repeated messages (max, min). It
-        skips :meth:`radius`'s query of every source in the ball and its two sorts
-        (1.2x faster for the pretrained model's calls on one core).
-
-        Falls back to ``radius(...).repeat_to(k)`` where that cannot hold: a cloud with
-        fewer than ``k`` sources, or a receiver whose nearest source lies outside the
-        ball (it has no edge).
-
-        Shapes:
-            pos_src: ``(N, d)``, pos_dst: ``(M, d)`` → ``edge_index`` ``(2, M·k)``
-            (grouped by receiver) unless it falls back.
-        """
-        nbhd = cls.knn(pos_src, pos_dst, k, batch_src, batch_dst)
-        if nbhd.degree is not None:
-            src, dst = nbhd.edge_index.view(2, -1, k)
-            dist = (pos_src[src] - pos_dst[dst]).pow(2).sum(-1)  # (M, k)
-            nearest = dist.argmin(dim=1, keepdim=True)  # j_1, however knn orders its output
-            inside = dist < r * r
-            if bool(inside.gather(1, nearest).all()):
-                src = torch.where(inside, src, src.gather(1, nearest))
-                edge_index = torch.stack([src.reshape(-1), dst.reshape(-1)])
-                return cls(edge_index, nbhd.num_src, nbhd.num_dst, k)
-        return cls.radius(pos_src, pos_dst, r, batch_src, batch_dst, k).repeat_to(k)
-
 
 def knn(
     pos_src: Tensor,
@@ -256,22 +214,39 @@ def radius(
     batch_dst: Tensor | None = None,
     max_num_neighbors: int = 64,
 ) -> Tensor:
-    """Source points within distance ``r`` of every destination point (bipartite).
+    """The at most ``max_num_neighbors`` nearest source points strictly within distance
+    ``r`` of every destination point (bipartite), grouped by receiver, nearest first.
 
-    ``torch_cluster.radius`` keeps the *first* ``max_num_neighbors`` points in memory
-    order, which depends on the input permutation. To stay permutation invariant we
-    query with a generous cap and keep the ``max_num_neighbors`` *nearest* ones (exact
-    distance ties are broken by index, the only order-dependent case).
+    A :func:`knn` query of ``max_num_neighbors`` whose edges outside the ball are
+    dropped: the same edges as every source within ``r`` cut to the nearest ones, in
+    memory ``O(M k)``. (``torch_cluster.radius`` would keep the *first*
+    ``max_num_neighbors`` points in memory order, which depends on the input
+    permutation; asked for all of them it sizes its CUDA output ``M × N``.) Exact
+    distance ties at the cap are the only order-dependent case. Where the CUDA kNN cannot
+    take ``k`` (batched, ``k >`` :data:`CUDA_KNN_MAX_K`), every source within ``r`` is
+    queried and the nearest kept.
 
     Returns:
         ``edge_index`` ``(2, E)``, row 0 indexes ``pos_src``, row 1 ``pos_dst``.
     """
-    n_src = pos_src.size(0)
-    dst, src = torch_cluster.radius(
-        pos_src, pos_dst, r, batch_src, batch_dst, max_num_neighbors=n_src
-    )
-    edge_index = torch.stack([src, dst], dim=0)
-    return _keep_nearest(edge_index, pos_src, pos_dst, max_num_neighbors)
+    k = max_num_neighbors
+    batched = batch_src is not None or batch_dst is not None
+    if pos_dst.is_cuda and k > CUDA_KNN_MAX_K and batched:
+        dst, src = torch_cluster.radius(
+            pos_src, pos_dst, r, batch_src, batch_dst, max_num_neighbors=pos_src.size(0)
+        )
+        return _keep_nearest(torch.stack([src, dst]), pos_src, pos_dst, k)
+    edge_index = knn(pos_src, pos_dst, k, batch_src, batch_dst)
+    src, dst = edge_index
+    dist = (pos_src[src] - pos_dst[dst]).pow(2).sum(-1)
+    if edge_index.size(1) == k * pos_dst.size(0):  # k per receiver, grouped: sort each
+        dist, order = torch.sort(dist.view(-1, k), dim=1, stable=True)
+        order = (order + k * torch.arange(order.size(0), device=order.device)[:, None]).view(-1)
+        dist = dist.view(-1)
+    else:  # a cloud smaller than k
+        order, _ = rank_by_distance(dst, dist, pos_dst.size(0))
+        dist = dist[order]
+    return edge_index[:, order[dist < r * r]]
 
 
 def rank_by_distance(dst: Tensor, dist: Tensor, num_dst: int) -> tuple[Tensor, Tensor]:

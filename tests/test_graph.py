@@ -66,34 +66,27 @@ def test_repeat_to_a_fixed_degree_keeps_every_edge_and_each_receiver_group():
     assert shuffled.repeat_to(12) is shuffled
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_ball_has_the_edges_of_radius_at_a_fixed_degree(dtype):
-    """Per receiver the same set of sources as ``radius`` (the at most k nearest inside
-    the ball, boundary excluded), k edges each; where that cannot come from a kNN query
-    it is ``radius(...).repeat_to(k)``."""
-    g = torch.Generator().manual_seed(5)
-    src = torch.rand(600, 3, generator=g, dtype=dtype)
-    batch_src = (torch.arange(600) >= 250).long()
-    centres = graph.farthest_point_sample(src, 0.1, batch_src)  # receivers are sources
-    dst, batch_dst = src[centres], batch_src[centres]
-    for r, k in ((0.1, 12), (0.25, 12), (0.6, 40)):  # few, capped, most points in reach
-        ball = graph.Neighbourhood.ball(src, dst, r, batch_src, batch_dst, k)
-        radius = graph.Neighbourhood.radius(src, dst, r, batch_src, batch_dst, k)
-        assert ball.degree == k and torch.equal(
-            ball.edge_index[1], torch.arange(dst.size(0)).repeat_interleave(k)
-        )
-        assert {tuple(e) for e in ball.edge_index.t().tolist()} == {
-            tuple(e) for e in radius.edge_index.t().tolist()
-        }
-    on_edge = torch.tensor([[0.0, 0.0, 0.0], [0.25, 0.0, 0.0], [0.5, 0.0, 0.0]], dtype=dtype)
-    ball = graph.Neighbourhood.ball(on_edge, on_edge[:1], 0.5, k=3)  # 0.5 away: outside
-    assert set(ball.edge_index[0].tolist()) == {0, 1}
-    small = graph.Neighbourhood.ball(src[:10], dst, 0.6, k=12)  # fewer sources than k
-    fallback = graph.Neighbourhood.radius(src[:10], dst, 0.6, max_num_neighbors=12)
-    assert torch.equal(small.edge_index, fallback.repeat_to(12).edge_index)
-    far = torch.cat([dst, torch.full((1, 3), 9.0, dtype=dtype)])  # nothing in reach
-    lonely = graph.Neighbourhood.ball(src, far, 0.2, k=12)
-    assert lonely.degree is None and lonely.edge_index[1].max() < dst.size(0)
+@pytest.mark.parametrize("sizes", [(300, 200), (300, 5)])  # the second cloud below k
+def test_radius_keeps_the_nearest_sources_inside_the_ball_nearest_first(sizes):
+    """Against brute force: per receiver, the sources of its cloud strictly within r,
+    nearest first, cut to the cap; receivers in order."""
+    g = torch.Generator().manual_seed(7)
+    batch = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
+    src = torch.rand(len(batch), 3, generator=g, dtype=torch.float64)
+    dst_batch = torch.cat([torch.full((40,), i) for i in range(len(sizes))])
+    dst = torch.rand(len(dst_batch), 3, generator=g, dtype=torch.float64)
+    for r, cap in ((0.15, 12), (0.4, 12), (2.0, 16)):
+        edges = graph.radius(src, dst, r, batch, dst_batch, max_num_neighbors=cap).t().tolist()
+        expected = []
+        for i in range(len(dst)):
+            dist = (src - dst[i]).pow(2).sum(-1)
+            inside = ((dist < r * r) & (batch == dst_batch[i])).nonzero().squeeze(1)
+            nearest = inside[torch.sort(dist[inside], stable=True).indices][:cap]
+            expected += [[j, i] for j in nearest.tolist()]
+        assert edges == expected
+    on_edge = torch.tensor([[0.0, 0.0, 0.0], [0.25, 0.0, 0.0], [0.5, 0.0, 0.0]])
+    edges = graph.radius(on_edge, on_edge[:1], 0.5, max_num_neighbors=3)  # 0.5 away: out
+    assert edges.tolist() == [[0, 1], [0, 0]]
 
 
 def test_patch_search_finds_the_nearest_and_orders_the_points_by_place():

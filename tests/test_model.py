@@ -185,35 +185,30 @@ def test_folded_batch_norms_compute_the_same_function():
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in shipped.modules())
 
 
-def test_radius_stages_in_eval_take_a_fixed_degree_ball(monkeypatch):
-    """In eval mode a max-aggregated radius stage takes its ball from a kNN query at
-    the cap's fixed degree (:meth:`~pointnormals.graph.Neighbourhood.ball`: one frame
-    matrix per receiver, a dense max): the same outputs as the plain radius graph."""
+def test_radius_stages_in_eval_repeat_edges_to_a_fixed_degree(monkeypatch):
+    """In eval mode a max-aggregated radius stage repeats each receiver's last edge up
+    to the cap (one frame matrix per receiver, a dense max): the same outputs."""
     from pointnormals import graph
 
     model = variant_model("learned", "tensor").double()  # stage 1: radius 0.5, cap 16
     pos, batch = two_clouds()
     pos = pos.double()
     calls = []
-    ball = graph.Neighbourhood.ball
+    repeat_to = graph.Neighbourhood.repeat_to
 
-    def spy(pos_src, pos_dst, r, batch_src, batch_dst, k):
-        nbhd = ball(pos_src, pos_dst, r, batch_src, batch_dst, k)
-        calls.append((r, k, nbhd.degree))
-        return nbhd
+    def spy(self, k):
+        calls.append(k)
+        return repeat_to(self, k)
 
-    def plain(pos_src, pos_dst, r, batch_src, batch_dst, k):
-        return graph.Neighbourhood.radius(pos_src, pos_dst, r, batch_src, batch_dst, k)
-
-    monkeypatch.setattr(graph.Neighbourhood, "ball", spy)
+    monkeypatch.setattr(graph.Neighbourhood, "repeat_to", spy)
     with torch.no_grad():
-        fixed = model(pos, batch)
-        assert calls == [(0.5, 16, 16)]
-        monkeypatch.setattr(graph.Neighbourhood, "ball", plain)
-        reference = model(pos, batch)
-    torch.testing.assert_close(fixed, reference, atol=1e-12, rtol=0)
+        repeated = model(pos, batch)
+        assert calls == [16]
+        monkeypatch.setattr(graph.Neighbourhood, "repeat_to", lambda self, k: self)
+        plain = model(pos, batch)
+    torch.testing.assert_close(repeated, plain, atol=1e-12, rtol=0)
     calls.clear()
-    monkeypatch.setattr(graph.Neighbourhood, "ball", spy)
+    monkeypatch.setattr(graph.Neighbourhood, "repeat_to", spy)
     model.train()(pos, batch)  # training: batch-norm statistics must not see repeats
     assert calls == []
 

@@ -219,11 +219,12 @@ class TFPointNet(nn.Module):
         pos_src, batch_src = src
         if stage.radius is None:
             return graph.Neighbourhood.knn(pos_src, pos, stage.k, batch_src, batch)
+        nbhd = graph.Neighbourhood.radius(pos_src, pos, stage.radius, batch_src, batch, stage.k)
         if self.aggr in _IGNORE_REPEATS and not self.training:
             # the same maximum with a fixed degree: one frame matrix per receiver (in
             # training, repeated edges would weigh in the batch norms' statistics)
-            return graph.Neighbourhood.ball(pos_src, pos, stage.radius, batch_src, batch, stage.k)
-        return graph.Neighbourhood.radius(pos_src, pos, stage.radius, batch_src, batch, stage.k)
+            nbhd = nbhd.repeat_to(stage.k)
+        return nbhd
 
     def _features(self, geometry: Tensor | Frames) -> Tensor | Frames:
         """Positions or frames in the dtype of the weights (after every decision on them)."""
