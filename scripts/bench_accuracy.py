@@ -142,21 +142,21 @@ def make_clouds(args: argparse.Namespace, cache_dir: str) -> list[Cloud]:
 
 def range_scans(args: argparse.Namespace) -> list[Cloud]:
     """Every held-out mesh seen from :data:`SCAN_VIEWS` random viewpoints, noise along
-    the rays (sizes cycle over ``--points``)."""
+    the rays (the first ``--limit`` scans; sizes cycle over ``--points``)."""
     meshes = SHARED / "meshes"
-    names = dense.mesh_names(meshes, heldout=True)[: args.limit or None]
+    names = dense.mesh_names(meshes, heldout=True)
     if not names:
         print(f"skipped: range scan ({meshes.resolve()} absent)")
+    views = [(j, stem, view) for j, stem in enumerate(names) for view in range(SCAN_VIEWS)]
     clouds = []
-    for j, stem in enumerate(names):
+    for i, (j, stem, view) in enumerate(views[: args.limit or None]):
         mesh = o3d.read_triangle_mesh(meshes / f"{stem}.obj")
         sigma = SCAN_NOISE * np.linalg.norm(np.ptp(mesh.vertices, axis=0))
-        for view in range(1 if args.quick else SCAN_VIEWS):
-            rng = np.random.default_rng([j, view])
-            size = args.points[(SCAN_VIEWS * j + view) % len(args.points)]
-            points, normals, rays = range_scan(mesh, size, rng.normal(size=3))
-            points = points + sigma * rng.normal(size=(len(points), 1)) * rays
-            clouds.append(Cloud(f"scan/{stem}-{view}", "range scan", points, normals))
+        rng = np.random.default_rng([j, view])
+        size = args.points[i % len(args.points)]
+        points, normals, rays = range_scan(mesh, size, rng.normal(size=3))
+        points = points + sigma * rng.normal(size=(len(points), 1)) * rays
+        clouds.append(Cloud(f"scan/{stem}-{view}", "range scan", points, normals))
     return clouds
 
 
