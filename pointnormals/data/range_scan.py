@@ -5,11 +5,11 @@ only the side facing the sensor (open boundaries at silhouettes, holes behind
 occluders), a density that falls with the grazing angle and the distance (a regular
 grid of rays, not of surface area), and noise along the viewing ray.
 :func:`range_scan` casts a square grid of rays from a pinhole at distance
-:math:`D = 3R` (:data:`DISTANCE`) from the centre of the mesh's bounding box (:math:`R` the farthest
-vertex from it), in the direction of ``viewpoint``, over the field of view that just
-holds the bounding sphere, at the resolution that gives about ``num_points`` hits; the
-hits' exact face normals are the reference. Noise is added by the caller along the
-returned ``rays``.
+:math:`D = 3R` (:data:`DISTANCE`) from the centre of the mesh's bounding box
+(:math:`R` the farthest vertex from it), in the direction of ``viewpoint``, over the
+field of view that just holds the bounding sphere, at the resolution that gives about
+``num_points`` hits; the hits' exact face normals are the reference. Noise is added by
+the caller along the returned ``rays``.
 
 >>> from pointnormals.o3d import primitive_mesh
 >>> points, normals, rays = range_scan(primitive_mesh("sphere"), 2000, [0.0, 0.0, 1.0])
