@@ -290,8 +290,9 @@ def _run_patches(
     total = patches.num_patches
     # calls of at most batch_points, their count rounded up to a multiple of the threads
     # and the patches shared out evenly (12 patches, 8 a call, 2 threads: 6 + 6, not 8 + 4)
+    threads = workers(device)
     calls = -(-total // max(1, batch_points // seen))
-    calls = min(total, -(-calls // workers(device)) * workers(device))
+    calls = min(total, -(-calls // threads) * threads)
     starts = [total * call // calls for call in range(calls + 1)]
     out_point, out_patch = patches.outside
     bounds = torch.searchsorted(out_patch, torch.tensor(starts, device=device))

@@ -147,16 +147,17 @@ def range_scans(args: argparse.Namespace) -> list[Cloud]:
     names = dense.mesh_names(meshes, heldout=True)
     if not names:
         print(f"skipped: range scan ({meshes.resolve()} absent)")
-    views = [(j, stem, view) for j, stem in enumerate(names) for view in range(SCAN_VIEWS)]
+    wanted = args.limit or SCAN_VIEWS * len(names)
     clouds = []
-    for i, (j, stem, view) in enumerate(views[: args.limit or None]):
+    for j, stem in enumerate(names[: -(-wanted // SCAN_VIEWS)]):
         mesh = o3d.read_triangle_mesh(meshes / f"{stem}.obj")
         sigma = SCAN_NOISE * np.linalg.norm(np.ptp(mesh.vertices, axis=0))
-        rng = np.random.default_rng([j, view])
-        size = args.points[i % len(args.points)]
-        points, normals, rays = range_scan(mesh, size, rng.normal(size=3))
-        points = points + sigma * rng.normal(size=(len(points), 1)) * rays
-        clouds.append(Cloud(f"scan/{stem}-{view}", "range scan", points, normals))
+        for view in range(min(SCAN_VIEWS, wanted - len(clouds))):
+            rng = np.random.default_rng([j, view])
+            size = args.points[len(clouds) % len(args.points)]
+            points, normals, rays = range_scan(mesh, size, rng.normal(size=3))
+            points = points + sigma * rng.normal(size=(len(points), 1)) * rays
+            clouds.append(Cloud(f"scan/{stem}-{view}", "range scan", points, normals))
     return clouds
 
 

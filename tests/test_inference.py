@@ -87,12 +87,12 @@ class CountPatches(nn.Module):
 def test_model_calls_share_the_patches_evenly_over_the_threads(threads):
     """As many calls as batches of at most ``batch_points`` take, rounded up to a
     multiple of the threads (none left alone at the end), patches shared out evenly."""
+    from pointnormals.geometry import normalize_cloud
     from pointnormals.graph import PatchSearch
     from pointnormals.patching import plan_patches
 
     pos = ellipsoid(3000)
-    centred = pos - pos.mean(0)
-    unit = centred / centred.norm(dim=1).max()
+    unit = normalize_cloud(pos)[0]  # as predict_normals plans them
     total = plan_patches(unit, 256, 1.5, search=PatchSearch(unit)).num_patches
     model = CountPatches(small_model().double())
     before = torch.get_num_threads()
