@@ -26,13 +26,22 @@ import numpy as np
 from pointnormals.data.mesh import Mesh
 from pointnormals.o3d import cast_rays
 
-__all__ = ["DISTANCE", "range_scan"]
+__all__ = ["DISTANCE", "range_scan", "sensor_origin"]
 
 DISTANCE = 3.0
 """The sensor's distance from the centre, in radii of the mesh's bounding sphere."""
 
 _PROBE = 64
 """Rays per side of the coarse grid that measures how much of the view the mesh fills."""
+
+
+def sensor_origin(mesh: Mesh, viewpoint: np.ndarray | list[float]) -> np.ndarray:
+    """The pinhole ``(3,)``: :data:`DISTANCE` radii from the box centre towards ``viewpoint``."""
+    lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
+    centre = (lo + hi) / 2
+    radius = float(np.linalg.norm(mesh.vertices - centre, axis=1).max())
+    view = np.asarray(viewpoint, dtype=np.float64)
+    return centre + DISTANCE * radius * view / np.linalg.norm(view)
 
 
 def range_scan(
@@ -45,14 +54,10 @@ def range_scan(
         ``rays`` ``(M, 3)`` (float64), :math:`M \\approx` ``num_points`` (the grid's
         resolution is rounded; there are fewer when the view holds little surface).
     """
-    lo, hi = mesh.vertices.min(0), mesh.vertices.max(0)
-    centre = (lo + hi) / 2
-    radius = float(np.linalg.norm(mesh.vertices - centre, axis=1).max())
-    view = np.asarray(viewpoint, dtype=np.float64)
-    view = view / np.linalg.norm(view)
-    origin = centre + DISTANCE * radius * view
+    origin = sensor_origin(mesh, viewpoint)
     # camera basis: forward towards the centre, two axes across it
-    forward = -view
+    view = np.asarray(viewpoint, dtype=np.float64)
+    forward = -view / np.linalg.norm(view)
     helper = np.eye(3)[np.argmin(np.abs(forward))]
     right = np.cross(forward, helper)
     right /= np.linalg.norm(right)

@@ -7,11 +7,13 @@ a centre of a scan of :math:`N` points. So a training item is:
 1. a dense cloud (:class:`~pointnormals.data.dense.DenseClouds`) and a *virtual scan
    size* :math:`N \sim \log\mathcal U(10^4, 5\cdot10^5)` (at most the cloud's size):
    around a random centre, the dense points are thinned to the density of an
-   :math:`N`-point scan;
+   :math:`N`-point scan; a range scan (a cloud with a sensor origin) is not thinned,
+   so that its regular grid of rays survives;
 2. scan artefacts on that region: Gaussian noise of :math:`\sigma` relative to the
    *whole shape's* box diagonal (0 with probability ``clean_prob``, else log-uniform up
-   to ``max_noise``), optionally along one viewing direction; a density gradient;
-   fewer points at grazing angles; holes; a few outliers;
+   to ``max_noise``), optionally along one viewing direction (on a range scan always
+   along each point's ray from the sensor); a density gradient; fewer points at grazing
+   angles (not on range scans, which have them already); holes; a few outliers;
 3. the :math:`K` nearest (noisy) points of the centre and the :math:`P` of them at the
    ranks ``context_ranks(K, P)``, with their exact normals; then a random rotation or
    reflection.
@@ -77,7 +79,7 @@ class ScanPatches(Dataset):
         self.scan_points = scan_points
         self.max_noise, self.clean_prob = max_noise, clean_prob
         self.artefact_prob, self.seed = artefact_prob, seed
-        mix = mix or {"synthetic": 0.4, "mesh": 0.3, "modelnet": 0.3}
+        mix = mix or {"synthetic": 0.35, "mesh": 0.2, "modelnet": 0.3, "scan": 0.15}
         source = np.array([str(name).split("/")[0] for name in clouds.names])
         weight = np.array([mix.get(s, 0.0) / (source == s).sum() for s in source])
         if not weight.sum() > 0:
@@ -111,7 +113,8 @@ class ScanPatches(Dataset):
         n_dense = len(pos)
         lo, hi = self.scan_points
         n_scan = min(n_dense, math.exp(rng.uniform(math.log(lo), math.log(hi))))
-        keep = n_scan / n_dense
+        origin = self.clouds.origin(index)
+        keep = 1.0 if origin is not None else n_scan / n_dense
         context = self.scales[int(rng.integers(len(self.scales)))] * self.patch_points
         # the region: enough dense points that, thinned and holed, K remain
         need = min(n_dense, math.ceil(2.5 * context / keep))
@@ -120,7 +123,7 @@ class ScanPatches(Dataset):
         region = np.argpartition(dist, need - 1)[:need] if need < n_dense else np.arange(n_dense)
         region = region[rng.random(len(region)) < keep]
         p, n = pos[region].astype(np.float64), normal[region]
-        p, n = self._artefacts(p, n, centre, diagonal, rng)
+        p, n = self._artefacts(p, n, centre, diagonal, origin, rng)
         if len(p) == 0:
             return self.cut(rng)
         # the K nearest of the noisy points, sorted by distance, then the fixed ranks
@@ -134,7 +137,7 @@ class ScanPatches(Dataset):
 
     def _artefacts(
         self, p: np.ndarray, n: np.ndarray, centre: np.ndarray, diagonal: float,
-        rng: np.random.Generator,
+        origin: np.ndarray | None, rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         chance = self.artefact_prob
         extent = np.sqrt(((p - centre) ** 2).sum(1).max(initial=0.0)) + 1e-12
@@ -143,7 +146,7 @@ class ScanPatches(Dataset):
         if rng.random() < chance:  # density gradient along a random direction
             t = (p - centre) @ _unit(rng.normal(size=3)) / extent  # in [-1, 1]
             drop |= rng.random(len(p)) > np.interp(t, [-1, 1], [rng.uniform(0.1, 0.5), 1.0])
-        if rng.random() < chance:  # fewer points where the surface is seen at grazing angles
+        if rng.random() < chance and origin is None:  # fewer points seen at grazing angles
             drop |= rng.random(len(p)) > 0.1 + 0.9 * np.abs(n @ view)
         if rng.random() < chance:  # holes
             for _ in range(int(rng.integers(1, 4))):
@@ -153,7 +156,10 @@ class ScanPatches(Dataset):
         p, n = p[~drop], n[~drop]
         if rng.random() >= self.clean_prob:
             sigma = diagonal * math.exp(rng.uniform(math.log(2e-4), math.log(self.max_noise)))
-            if rng.random() < chance:  # range scan: noise along the viewing ray
+            if origin is not None:  # a range scan: noise along each ray
+                ray = (p - origin) / np.linalg.norm(p - origin, axis=1, keepdims=True)
+                p = p + rng.normal(scale=sigma * math.sqrt(3), size=(len(p), 1)) * ray
+            elif rng.random() < chance:  # noise along one viewing direction
                 p = p + rng.normal(scale=sigma * math.sqrt(3), size=(len(p), 1)) * view
             else:
                 p = p + rng.normal(scale=sigma, size=p.shape)
