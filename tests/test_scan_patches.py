@@ -57,7 +57,7 @@ def test_a_clean_range_scan_patch_is_the_scans_own_nearest_points(clouds):
         mix={"scan": 1.0}, seed=3,
     )  # fmt: skip
     for i in range(4):
-        points, normals = patches.cut(np.random.default_rng(i))
+        points, _ = patches.cut(np.random.default_rng(i))
         index = next(j for j in (2, 3) if _contains(clouds.cloud(j)[0], points[0]))
         scan = clouds.cloud(index)[0].astype(np.float64)
         nearest = np.argsort(((scan - points[0]) ** 2).sum(1), kind="stable")[:256]
