@@ -79,7 +79,7 @@ class ScanPatches(Dataset):
         self.scan_points = scan_points
         self.max_noise, self.clean_prob = max_noise, clean_prob
         self.artefact_prob, self.seed = artefact_prob, seed
-        mix = mix or {"synthetic": 0.35, "mesh": 0.2, "modelnet": 0.3, "scan": 0.15}
+        mix = mix or {"synthetic": 0.4, "mesh": 0.3, "modelnet": 0.3, "scan": 0.15}
         source = np.array([str(name).split("/")[0] for name in clouds.names])
         weight = np.array([mix.get(s, 0.0) / (source == s).sum() for s in source])
         if not weight.sum() > 0:
