@@ -57,7 +57,8 @@ class ScanPatches(Dataset):
         artefact_prob: probability of each artefact (gradient, grazing, holes, outliers,
             noise along a viewing ray).
         seed: ``None`` for fresh randomness (training), else item ``i`` uses ``(seed, i)``.
-        mix: share of items per source (the prefix of a cloud's name before ``/``);
+        mix: share of items per source (the prefix of a cloud's name before ``/``:
+            ``synthetic``, ``mesh``, ``modelnet``, ``scan``; default 0.4 / 0.3 / 0.3 / 0.15);
             sources absent from ``clouds`` are dropped and the rest renormalised.
     """
 
