@@ -231,21 +231,23 @@ def radius(
     """
     k = max_num_neighbors
     batched = batch_src is not None or batch_dst is not None
-    if pos_dst.is_cuda and k > CUDA_KNN_MAX_K and batched:
+    if pos_dst.is_cuda and k > CUDA_KNN_MAX_K and batched:  # candidates: all within r
         dst, src = torch_cluster.radius(
             pos_src, pos_dst, r, batch_src, batch_dst, max_num_neighbors=pos_src.size(0)
         )
-        return _keep_nearest(torch.stack([src, dst]), pos_src, pos_dst, k)
-    edge_index = knn(pos_src, pos_dst, k, batch_src, batch_dst)
+        edge_index, fixed = torch.stack([src, dst]), False
+    else:  # candidates: the k nearest (exactly k per receiver unless a cloud is smaller)
+        edge_index = knn(pos_src, pos_dst, k, batch_src, batch_dst)
+        fixed = edge_index.size(1) == k * pos_dst.size(0)
     src, dst = edge_index
     dist = (pos_src[src] - pos_dst[dst]).pow(2).sum(-1)
-    if edge_index.size(1) == k * pos_dst.size(0):  # k per receiver, grouped: sort each
+    if fixed:  # k per receiver, grouped: sort each row
         dist, order = torch.sort(dist.view(-1, k), dim=1, stable=True)
         order = (order + k * torch.arange(order.size(0), device=order.device)[:, None]).view(-1)
         dist = dist.view(-1)
-    else:  # a cloud smaller than k
-        order, _ = rank_by_distance(dst, dist, pos_dst.size(0))
-        dist = dist[order]
+    else:  # any count per receiver: rank them, keep the k nearest
+        order, rank = rank_by_distance(dst, dist, pos_dst.size(0))
+        order, dist = order[rank < k], dist[order[rank < k]]
     return edge_index[:, order[dist < r * r]]
 
 
@@ -264,14 +266,6 @@ def rank_by_distance(dst: Tensor, dist: Tensor, num_dst: int) -> tuple[Tensor, T
     starts = torch.cumsum(counts, 0) - counts
     rank = torch.arange(dst_sorted.numel(), device=dst.device) - starts[dst_sorted]
     return order, rank
-
-
-def _keep_nearest(edge_index: Tensor, pos_src: Tensor, pos_dst: Tensor, cap: int) -> Tensor:
-    """Keep, for every receiver, the ``cap`` edges of smallest length."""
-    src, dst = edge_index
-    dist = (pos_src[src] - pos_dst[dst]).pow(2).sum(-1)
-    order, rank = rank_by_distance(dst, dist, pos_dst.size(0))
-    return edge_index[:, order[rank < cap]]
 
 
 def farthest_point_sample(pos: Tensor, ratio: float, batch: Tensor | None = None) -> Tensor:

@@ -66,15 +66,16 @@ def test_repeat_to_a_fixed_degree_keeps_every_edge_and_each_receiver_group():
     assert shuffled.repeat_to(12) is shuffled
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("sizes", [(300, 200), (300, 5)])  # the second cloud below k
-def test_radius_keeps_the_nearest_sources_inside_the_ball_nearest_first(sizes):
+def test_radius_keeps_the_nearest_sources_inside_the_ball_nearest_first(sizes, dtype):
     """Against brute force: per receiver, the sources of its cloud strictly within r,
     nearest first, cut to the cap; receivers in order."""
     g = torch.Generator().manual_seed(7)
     batch = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
-    src = torch.rand(len(batch), 3, generator=g, dtype=torch.float64)
+    src = torch.rand(len(batch), 3, generator=g, dtype=dtype)
     dst_batch = torch.cat([torch.full((40,), i) for i in range(len(sizes))])
-    dst = torch.rand(len(dst_batch), 3, generator=g, dtype=torch.float64)
+    dst = torch.rand(len(dst_batch), 3, generator=g, dtype=dtype)
     for r, cap in ((0.15, 12), (0.4, 12), (2.0, 16)):
         edges = graph.radius(src, dst, r, batch, dst_batch, max_num_neighbors=cap).t().tolist()
         expected = []
@@ -84,7 +85,7 @@ def test_radius_keeps_the_nearest_sources_inside_the_ball_nearest_first(sizes):
             nearest = inside[torch.sort(dist[inside], stable=True).indices][:cap]
             expected += [[j, i] for j in nearest.tolist()]
         assert edges == expected
-    on_edge = torch.tensor([[0.0, 0.0, 0.0], [0.25, 0.0, 0.0], [0.5, 0.0, 0.0]])
+    on_edge = torch.tensor([[0.0, 0.0, 0.0], [0.25, 0.0, 0.0], [0.5, 0.0, 0.0]], dtype=dtype)
     edges = graph.radius(on_edge, on_edge[:1], 0.5, max_num_neighbors=3)  # 0.5 away: out
     assert edges.tolist() == [[0, 1], [0, 0]]
 

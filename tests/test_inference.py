@@ -8,6 +8,8 @@ from conftest import small_model
 from torch import nn
 
 from pointnormals import inference
+from pointnormals.geometry import normalize_cloud
+from pointnormals.graph import PatchSearch
 from pointnormals.inference import (
     PRECISIONS,
     choose_scale,
@@ -17,7 +19,7 @@ from pointnormals.inference import (
     resolve_device,
 )
 from pointnormals.nn import save_model
-from pointnormals.patching import CLEAN_SURFACE
+from pointnormals.patching import CLEAN_SURFACE, plan_patches
 from pointnormals.refine import CLEAN_NEIGHBOURS, refine_neighbours
 from pointnormals.testing import angle_deg, assert_equivariant, equivariance_errors
 
@@ -87,10 +89,6 @@ class CountPatches(nn.Module):
 def test_model_calls_share_the_patches_evenly_over_the_threads(threads):
     """As many calls as batches of at most ``batch_points`` take, rounded up to a
     multiple of the threads (none left alone at the end), patches shared out evenly."""
-    from pointnormals.geometry import normalize_cloud
-    from pointnormals.graph import PatchSearch
-    from pointnormals.patching import plan_patches
-
     pos = ellipsoid(3000)
     unit = normalize_cloud(pos)[0]  # as predict_normals plans them
     total = plan_patches(unit, 256, 1.5, search=PatchSearch(unit)).num_patches
