@@ -4,7 +4,9 @@ r"""Small geometric helpers shared by the data, the model side, the CLI and the 
   or torch), :func:`random_orthogonal` (the torch sampler built on it) and
   :func:`rotation_from_quaternion` (the LAPACK-free :math:`SO(3)` map of the augmentation);
 * :func:`normalize_cloud`: centre a cloud on its centroid and scale it into the unit ball;
-* :func:`angle_deg`: the angle between normals, as vectors or as lines (unoriented).
+* :func:`angle_deg`: the angle between normals, as vectors or as lines (unoriented);
+* :func:`symmetric_eigh`: ``torch.linalg.eigh`` of a large stack of small symmetric
+  matrices, in batches that CUDA's solver accepts.
 
 Pure torch and NumPy: no torch_geometric, Lightning or Open3D.
 
@@ -30,6 +32,7 @@ __all__ = [
     "normalize_cloud",
     "random_orthogonal",
     "rotation_from_quaternion",
+    "symmetric_eigh",
 ]
 
 Array = TypeVar("Array", Tensor, np.ndarray)
@@ -110,6 +113,34 @@ def normalize_cloud(pos: Tensor, eps: float = 1e-12) -> tuple[Tensor, Tensor, Te
     center = pos.mean(0, keepdim=True)
     scale = (pos - center).norm(dim=-1).max().clamp_min(eps).reshape(1)
     return (pos - center) / scale, center, scale
+
+
+EIGH_CUDA_BATCH = 2**14
+"""Matrices per ``torch.linalg.eigh`` call on CUDA (see :func:`symmetric_eigh`)."""
+
+
+def symmetric_eigh(matrices: Tensor, batch: int | None = None) -> tuple[Tensor, Tensor]:
+    r"""Eigenvalues (ascending) and eigenvectors of a stack of symmetric matrices.
+
+    The same as ``torch.linalg.eigh(matrices)``, except that the stack goes to the
+    solver ``batch`` matrices at a time: by default :data:`EIGH_CUDA_BATCH` on CUDA and
+    all at once on the CPU (LAPACK, one matrix after another anyway). Why: cuSOLVER's batched solver
+    (``cusolverDnXsyevBatched``, which PyTorch calls for small matrices) fails with
+    ``CUSOLVER_STATUS_INVALID_VALUE`` above roughly 32k matrices per call, an
+    undocumented limit; ``predict.py --device cuda`` met it on a 200k-point scan (the
+    plane fit's chunks hold up to ~260k points). Each matrix is decomposed on its own,
+    so the split changes nothing but the number of calls.
+
+    Shapes:
+        matrices: ``(B, d, d)`` → eigenvalues ``(B, d)``, eigenvectors ``(B, d, d)``
+        (columns, as ``torch.linalg.eigh``).
+    """
+    if batch is None:
+        batch = EIGH_CUDA_BATCH if matrices.device.type == "cuda" else len(matrices)
+    if len(matrices) <= batch:
+        return torch.linalg.eigh(matrices)
+    parts = [torch.linalg.eigh(part) for part in matrices.split(batch)]
+    return torch.cat([v for v, _ in parts]), torch.cat([w for _, w in parts])
 
 
 def angle_deg(a: Array, b: Array, oriented: bool = False) -> Array:

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from pointnormals import graph
+from pointnormals.geometry import symmetric_eigh
 
 __all__ = [
     "CLEAN_SURFACE",
@@ -222,7 +223,7 @@ def thickness_and_normal(points: Tensor) -> tuple[Tensor, Tensor]:
         points: ``(B, K, 3)`` → thickness ``(B,)``, axis ``(B, 3)``.
     """
     centred = points - points.mean(dim=1, keepdim=True)
-    values, vectors = torch.linalg.eigh(centred.transpose(1, 2) @ centred)  # ascending
+    values, vectors = symmetric_eigh(centred.transpose(1, 2) @ centred)  # ascending
     total = values.sum(-1).clamp_min(torch.finfo(values.dtype).tiny)
     return (values[:, 0].clamp_min(0) / total).sqrt(), vectors[:, :, 0]
 

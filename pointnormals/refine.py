@@ -58,6 +58,7 @@ import torch
 from torch import Tensor
 
 from pointnormals import graph
+from pointnormals.geometry import symmetric_eigh
 from pointnormals.parallel import thread_map
 from pointnormals.patching import thickness_and_normal
 
@@ -307,7 +308,7 @@ def refine_normals(
         # (they are relative to p_i, so nothing large cancels)
         covariance = weighted.transpose(1, 2) @ offsets  # (B, 3, 3)
         covariance -= total.unsqueeze(-1) * mean.unsqueeze(-1) * mean.unsqueeze(-2)
-        values, vectors = torch.linalg.eigh(covariance)  # ascending
+        values, vectors = symmetric_eigh(covariance)  # ascending
         axis = vectors[..., 0]  # (B, 3), least variance
         axis = torch.where((axis * guide_i).sum(-1, keepdim=True) < 0, -axis, axis)
         # coincident or collinear neighbours span no plane: the guide stays

@@ -12,6 +12,7 @@ from conftest import two_clouds, variant_model
 
 from pointnormals import graph
 from pointnormals.frames import LearnedFrames
+from pointnormals.geometry import symmetric_eigh
 from pointnormals.refine import refine_normals
 from pointnormals.testing import assert_equivariant
 
@@ -78,4 +79,29 @@ def test_plane_fit_on_gpu_matches_the_cpu():
     guide = torch.nn.functional.normalize(normals + 0.2 * torch.randn(4000, 3).double(), dim=1)
     cpu = refine_normals(pos, guide, 48)
     gpu = refine_normals(pos.to(CUDA), guide.to(CUDA), 48).cpu()
+    torch.testing.assert_close(gpu, cpu, atol=1e-9, rtol=0)
+
+
+def test_eigh_of_a_stack_beyond_the_cusolver_batch_limit():
+    """cuSOLVER's batched eigensolver refuses ~32k+ matrices per call (seen on an H200:
+    ``predict.py --device cuda`` on a 200k-point scan); :func:`symmetric_eigh` splits."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(300_000, 3, 3, generator=g, dtype=torch.float64)
+    matrices = a @ a.transpose(1, 2)
+    values, vectors = symmetric_eigh(matrices)
+    got_values, got_vectors = symmetric_eigh(matrices.to(CUDA))
+    torch.testing.assert_close(got_values.cpu(), values, atol=1e-9, rtol=1e-9)
+    # eigenvectors up to sign
+    dots = (got_vectors.cpu() * vectors).sum(1).abs()
+    torch.testing.assert_close(dots, torch.ones_like(dots), atol=1e-6, rtol=0)
+
+
+def test_plane_fit_of_a_dense_scan_on_gpu():
+    """The plane fit's CUDA chunks hold up to 2^22 / k points: far beyond the solver's
+    batch limit on a dense scan."""
+    g = torch.Generator().manual_seed(1)
+    normals = torch.nn.functional.normalize(torch.randn(300_000, 3, generator=g).double(), dim=1)
+    pos = normals + 0.002 * torch.randn(300_000, 3, generator=g).double()
+    cpu = refine_normals(pos, normals, 16)
+    gpu = refine_normals(pos.to(CUDA), normals.to(CUDA), 16).cpu()
     torch.testing.assert_close(gpu, cpu, atol=1e-9, rtol=0)

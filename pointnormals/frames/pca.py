@@ -7,6 +7,7 @@ from torch import Tensor
 from torch_geometric.utils import scatter
 
 from .. import graph
+from ..geometry import symmetric_eigh
 from .base import FrameBuilder, to_centroid
 from .frames import Frames
 
@@ -104,7 +105,7 @@ class PCAFrames(FrameBuilder):
         cov = _sum(off.unsqueeze(-1) * off.unsqueeze(-2), dst, n) / count.unsqueeze(-1)
         scale2 = torch.diagonal(cov, dim1=-2, dim2=-1).sum(-1)  # (N,) total variance
         # a tiny isotropic shift keeps eigh well-conditioned without changing eigenvectors
-        _, vecs = torch.linalg.eigh(cov + 1e-12 * torch.eye(d, dtype=pos.dtype, device=pos.device))
+        _, vecs = symmetric_eigh(cov + 1e-12 * torch.eye(d, dtype=pos.dtype, device=pos.device))
         axes = vecs.flip(-1).transpose(-1, -2)  # (N, d, d): rows by decreasing eigenvalue
 
         z = (axes[dst] @ off.unsqueeze(-1)).squeeze(-1)  # (E, d)
