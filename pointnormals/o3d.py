@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "POINT_CLOUD_SUFFIXES",
+    "available",
     "cast_rays",
     "convex_hull",
     "estimate_normals_pca",
@@ -47,6 +48,15 @@ def _open3d() -> ModuleType:
     import open3d
 
     return open3d
+
+
+def available() -> bool:
+    """Whether Open3D imports here (a GPU image may hold PyTorch and lack Open3D)."""
+    try:
+        _open3d()
+    except ImportError:
+        return False
+    return True
 
 
 @contextlib.contextmanager

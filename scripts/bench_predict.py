@@ -1,15 +1,19 @@
 """Time and accuracy of ``predict.py``'s model against Open3D's PCA, side by side.
 
 A synthetic scan (the demo's shape family, exact normals, Gaussian noise) of
-``--points`` points is estimated by the shipped model on each ``--device`` and by
-Open3D's PCA (kNN, ``--k``) on the CPU; the script prints the angular errors of each and
-the times as ratios to PCA (and CUDA vs CPU when both run), with and without the plane
-fit that follows the network (``--no-refine``). ``--cli`` also times the
-command line on the same scan written to a PLY file: ``predict.py`` (model) against
-``predict.py --method pca``, and the start-up (``predict.py --help``).
+``--points`` points, or your own file (``--scan``, any format ``predict.py`` reads;
+its normals, if it has any, are the reference of the errors), is estimated by the
+shipped model on each ``--device`` and by Open3D's PCA (kNN, ``--k``) on the CPU; the
+script prints the angular errors of each and the times as ratios to PCA (and CUDA vs
+CPU when both run), with and without the plane fit that follows the network
+(``--no-refine``). Without Open3D (a bare GPU image) the first model run is the
+baseline. ``--cli`` also times the command line on the same scan in a file:
+``predict.py`` (model) against ``predict.py --method pca``, and the start-up
+(``predict.py --help``).
 
     python scripts/bench_predict.py --points 100000 --cli
     python scripts/bench_predict.py --points 1000000 --devices cpu,cuda
+    python scripts/bench_predict.py --scan scan.laz --devices cpu,cuda
 """
 
 from __future__ import annotations
@@ -25,20 +29,24 @@ from pathlib import Path
 import torch
 
 from pointnormals import api, o3d
+from pointnormals.cloudio import read_cloud
 from pointnormals.demo import demo_scan, score_normals
 
 PREDICT = Path(__file__).resolve().parents[1] / "predict.py"
 
 
-def time_cli(points, repeats: int = 3) -> dict[str, float]:
-    """Best-of-``repeats`` seconds of ``predict.py`` runs on ``points`` written to a PLY."""
+def time_cli(points, repeats: int = 3, scan: Path | None = None) -> dict[str, float]:
+    """Best-of-``repeats`` seconds of ``predict.py`` runs on ``scan``, or on ``points``
+    written to a PLY."""
     with tempfile.TemporaryDirectory() as tmp:
-        scan = Path(tmp) / "scan.ply"
-        o3d.write_point_cloud(scan, points)
+        if scan is None:
+            scan = Path(tmp) / "scan.ply"
+            o3d.write_point_cloud(scan, points)
+        out_pca, out_model = (Path(tmp) / f"{name}{scan.suffix}" for name in ("p", "m"))
         runs = {
             "start-up (--help)": ["--help"],
-            "predict.py --method pca": [scan, "--method", "pca", "-o", Path(tmp) / "p.ply"],
-            "predict.py (model)": [scan, "-o", Path(tmp) / "m.ply"],
+            "predict.py --method pca": [scan, "--method", "pca", "-o", out_pca],
+            "predict.py (model)": [scan, "-o", out_model],
         }
         out = dict.fromkeys(runs, float("inf"))
         for _ in range(repeats):  # interleaved, like the in-process runs
@@ -57,10 +65,21 @@ def _estimate(pos: torch.Tensor, model, patch_points: int, refine: bool):
     return normals.cpu().numpy()  # waits for CUDA
 
 
+def load_scan(args: argparse.Namespace):
+    """``(points, reference normals or None, description)`` of ``--scan`` or the demo."""
+    if args.scan is None:
+        points, truth = demo_scan(args.points, args.noise)
+        return points, truth, f"demo scan, noise={args.noise:.4f}"
+    cloud = read_cloud(args.scan)
+    reference = "no normals: errors not scored" if cloud.normals is None else "its normals"
+    return cloud.points, cloud.normals, f"{args.scan.name}, reference: {reference}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=200_000)
     parser.add_argument("--noise", type=float, default=0.0025, help="fraction of the diagonal")
+    parser.add_argument("--scan", type=Path, default=None, help="your cloud instead of the demo")
     parser.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--k", type=int, default=30, help="PCA neighbours")
     parser.add_argument("--patch-points", type=int, default=1024)
@@ -69,14 +88,19 @@ def main() -> None:
     parser.add_argument("--cli", action="store_true", help="also time predict.py itself")
     parser.add_argument("--repeats", type=int, default=3, help="best of, runs interleaved")
     args = parser.parse_args()
+    with_pca = o3d.available()
+    if args.cli and not with_pca:
+        parser.error("--cli compares with predict.py --method pca, which needs Open3D")
     if args.threads:
         torch.set_num_threads(args.threads)
-    points, truth = demo_scan(args.points, args.noise)
+    points, truth, description = load_scan(args)
     print(
-        f"points={len(points):,} noise={args.noise:.4f} threads={torch.get_num_threads()} "
+        f"points={len(points):,} ({description}) threads={torch.get_num_threads()} "
         f"patch_points={args.patch_points}"
     )
-    runs = {f"Open3D PCA k={args.k} (cpu)": lambda: o3d.estimate_normals_pca(points, args.k)}
+    runs = {}
+    if with_pca:
+        runs[f"Open3D PCA k={args.k} (cpu)"] = partial(o3d.estimate_normals_pca, points, args.k)
     for name in args.devices.split(","):
         model = api.load_model(args.checkpoint, name)
         device = next(model.parameters()).device
@@ -93,29 +117,30 @@ def main() -> None:
             start = time.perf_counter()
             normals = run()
             seconds[name] = min(seconds[name], time.perf_counter() - start)
-            scores.setdefault(name, score_normals(normals, truth))
-    rows = {name: (scores[name], seconds[name]) for name in runs}
-    base = next(iter(rows.values()))[1]
-    print(f"{'method':28s} {'mean°':>6s} {'median°':>8s} {'<10°':>6s} {'time/PCA':>9s}")
-    for name, (score, seconds) in rows.items():
-        print(
-            f"{name:28s} {score['mean']:6.2f} {score['median']:8.2f} {score['pgp10']:5.1f}% "
-            f"{seconds / base:9.2f}"
-        )
+            if truth is not None:
+                scores.setdefault(name, score_normals(normals, truth))
+    base_name, base = next(iter(seconds.items()))
+    print(f"{'method':28s} {'mean°':>6s} {'median°':>8s} {'<10°':>6s} {'time/base':>9s}")
+    for name, time_s in seconds.items():
+        score = scores.get(name)
+        errors = "     -        -      -" if score is None else (
+            f"{score['mean']:6.2f} {score['median']:8.2f} {score['pgp10']:5.1f}%"
+        )  # fmt: skip
+        print(f"{name:28s} {errors} {time_s / base:9.2f}")
     times = {
         name.split("(")[-1].rstrip(")"): s
-        for name, (_, s) in rows.items()
+        for name, s in seconds.items()
         if name.startswith("TF-PointNet++ (")
     }
     if "cpu" in times and "cuda" in times:
         print(f"model cuda/cpu time ratio = {times['cuda'] / times['cpu']:.4f}")
-    print(f"(best of {args.repeats}; PCA: {base:.2f} s; model times are ratios to it)")
+    print(f"(best of {args.repeats}; base = {base_name}: {base:.2f} s; times are ratios to it)")
     if args.cli:
-        times = time_cli(points, args.repeats)
+        times = time_cli(points, args.repeats, args.scan)
         pca = times["predict.py --method pca"]
         print(f"\n{f'command line (best of {args.repeats})':28s} {'time/pca':>9s}")
-        for name, seconds in times.items():
-            print(f"{name:28s} {seconds / pca:9.2f}")
+        for name, time_s in times.items():
+            print(f"{name:28s} {time_s / pca:9.2f}")
         print(f"(predict.py --method pca: {pca:.2f} s)")
 
 
