@@ -123,13 +123,15 @@ def symmetric_eigh(matrices: Tensor, batch: int | None = None) -> tuple[Tensor, 
     r"""Eigenvalues (ascending) and eigenvectors of a stack of symmetric matrices.
 
     The same as ``torch.linalg.eigh(matrices)``, except that the stack goes to the
-    solver ``batch`` matrices at a time: by default :data:`EIGH_CUDA_BATCH` on CUDA and
-    all at once on the CPU (LAPACK, one matrix after another anyway). Why: cuSOLVER's batched solver
-    (``cusolverDnXsyevBatched``, which PyTorch calls for small matrices) fails with
-    ``CUSOLVER_STATUS_INVALID_VALUE`` above roughly 32k matrices per call, an
-    undocumented limit; ``predict.py --device cuda`` met it on a 200k-point scan (the
-    plane fit's chunks hold up to ~260k points). Each matrix is decomposed on its own,
-    so the split changes nothing but the number of calls.
+    solver ``batch`` matrices at a time: by default :data:`EIGH_CUDA_BATCH` on CUDA,
+    and all at once on the CPU (LAPACK solves one matrix after another anyway).
+
+    Why: cuSOLVER's batched solver (``cusolverDnXsyevBatched``, which PyTorch calls
+    for small matrices) fails with ``CUSOLVER_STATUS_INVALID_VALUE`` above roughly 32k
+    matrices per call, an undocumented limit; ``predict.py --device cuda`` met it on
+    a 200k-point scan (the plane fit's CUDA chunks hold up to 2^22 / k points). Each
+    matrix is decomposed on its own, so the split changes nothing but the number of
+    calls.
 
     Shapes:
         matrices: ``(B, d, d)`` → eigenvalues ``(B, d)``, eigenvectors ``(B, d, d)``
