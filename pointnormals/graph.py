@@ -160,40 +160,37 @@ def knn_dense(pos_src: Tensor, pos_dst: Tensor, k: int, chunk_elements: int = 2*
 
 
 class PatchSearch:
-    """Many neighbours (``k`` in the thousands) of a few centres in one large cloud.
+    """Many neighbours (``k`` in the thousands) of many points in one large cloud.
 
-    What patch planning needs: on CPU a KD-tree (SciPy's ``cKDTree``, built once; about
-    10x faster than :func:`knn` at ``k = 1024`` and it scales to millions of points), on
-    CUDA :func:`knn_dense`. Results are sorted nearest first (ties by index), so distance
-    ranks are well defined. A query uses as many threads as torch's intra-op threads
-    (one inside :func:`~pointnormals.parallel.thread_map`).
+    What patch planning and the plane fit need: a KD-tree (SciPy's ``cKDTree``, built
+    once; about 10x faster than :func:`knn` at ``k = 1024``, and it scales to millions
+    of points), on every device. A CUDA cloud is searched through a CPU copy and the
+    indices move to the GPU: a brute-force search there (:func:`knn_dense`) costs
+    ``O(N)`` per query point, so ``O(N^2)`` for the plane fit, which queries every point
+    (``N^2 / 2^24`` chunks: ~60 000 at a million points). Results are sorted nearest
+    first, so distance ranks are well defined. A query uses as many threads as torch's
+    intra-op threads (one inside :func:`~pointnormals.parallel.thread_map`).
 
     Args:
         pos: ``(N, 3)`` the cloud.
     """
 
     def __init__(self, pos: Tensor) -> None:
-        self.pos = pos
-        self._tree = None
-        if not pos.is_cuda:
-            from scipy.spatial import cKDTree
+        from scipy.spatial import cKDTree
 
-            self._tree = cKDTree(pos.detach().cpu().double().numpy())
+        self.pos = pos
+        self._tree = cKDTree(pos.detach().cpu().double().numpy())
 
     @property
     def order(self) -> Tensor:
         """``(N,)`` the points in an order where neighbours sit close together: the
-        KD-tree's leaves one after the other on CPU (chunks of points queried in this
-        order share their neighbours, so gathers hit the cache), as given on CUDA."""
-        if self._tree is None:
-            return torch.arange(self.pos.size(0), device=self.pos.device)
+        KD-tree's leaves one after the other (chunks of points queried in this order
+        share their neighbours, so gathers hit the cache)."""
         return torch.from_numpy(self._tree.indices).to(device=self.pos.device, dtype=torch.long)
 
     def query(self, centres: Tensor, k: int) -> Tensor:
         """Indices ``(C, k)`` of the ``k`` points nearest to each of ``centres`` ``(C, 3)``."""
         k = min(k, self.pos.size(0))
-        if self._tree is None:
-            return knn_dense(self.pos, centres, k)[0].view(-1, k)
         _, index = self._tree.query(
             centres.detach().cpu().double().numpy(), k=k, workers=torch.get_num_threads()
         )

@@ -37,8 +37,9 @@ scan, up to exact distance ties. To keep that true in floating point, the geomet
 (centring, neighbourhoods, sampling, frames) runs in float64 and only the model's MLPs
 in float32 (``precision="mixed"``, :mod:`pointnormals.nn.precision`). Coordinates are
 centred in float64 first, so scans in far-away global coordinates keep their precision.
-On CPU the patch neighbourhoods come from a KD-tree, on a GPU from
-:func:`~pointnormals.graph.knn_dense`.
+The patch neighbourhoods and the plane fit's neighbours come from a KD-tree
+(:class:`~pointnormals.graph.PatchSearch`), on a GPU too: built on the CPU, its indices
+move to the device.
 
 >>> import torch
 >>> from pointnormals.nn import TFPointNet

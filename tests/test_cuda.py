@@ -59,7 +59,8 @@ def test_bf16_autocast_on_gpu_keeps_frames_float32():
 
 
 def test_predict_on_gpu_matches_cpu_with_patches_beyond_the_cuda_knn_limit():
-    """Patches of 512 points need k > 100: the dense kNN path, same normals as the CPU."""
+    """Patches of 512 points (k > torch_cluster's CUDA limit of 100; the KD-tree's
+    neighbours moved to the GPU), far from the origin: the CPU's normals."""
     from pointnormals.inference import predict_normals
 
     model = variant_model("learned", "tensor").double().eval()
@@ -71,8 +72,8 @@ def test_predict_on_gpu_matches_cpu_with_patches_beyond_the_cuda_knn_limit():
 
 
 def test_plane_fit_on_gpu_matches_the_cpu():
-    """:func:`~pointnormals.refine.refine_normals` on CUDA (neighbours from
-    ``knn_dense``, batched ``eigh``) gives the CPU's normals."""
+    """:func:`~pointnormals.refine.refine_normals` on CUDA (the KD-tree's neighbours
+    moved to the GPU, batched ``eigh``) gives the CPU's normals."""
     g = torch.Generator().manual_seed(0)
     normals = torch.nn.functional.normalize(torch.randn(4000, 3, generator=g).double(), dim=1)
     pos = normals + 0.02 * torch.randn(4000, 3, generator=g).double()
