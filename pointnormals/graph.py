@@ -244,7 +244,8 @@ def radius(
         dist = dist.view(-1)
     else:  # any count per receiver: rank them, keep the k nearest
         order, rank = rank_by_distance(dst, dist, pos_dst.size(0))
-        order, dist = order[rank < k], dist[order[rank < k]]
+        order = order[rank < k]
+        dist = dist[order]
     return edge_index[:, order[dist < r * r]]
 
 
