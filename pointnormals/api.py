@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pointnormals import allocator, inference
+from pointnormals import allocator, geometry, inference
 
 __all__ = ["METHODS", "ORIENTATIONS", "check_extent", "estimate", "estimate_normals", "load_model"]
 
@@ -88,6 +88,10 @@ def estimate(
 ) -> Tensor:
     """Unit normals of ``points`` with ``method``, then oriented (the shared core).
 
+    Coincident points (merged scans, overlapping tiles, coordinates quantised on
+    writing) are estimated once and share one normal: ``k`` nearest points that are
+    mostly copies of a few span no surface (:func:`~pointnormals.geometry.distinct_points`).
+
     Args:
         points: the cloud, any floating dtype and device.
         method: one of :data:`METHODS`.
@@ -115,6 +119,25 @@ def estimate(
         raise ValueError("orient='viewpoint' needs a viewpoint (x, y, z)")
     inference.validate_points(points)
     check_extent(points)
+    distinct = geometry.distinct_points(points)
+    if distinct is not None:  # coincident points: estimated once, their normal shared
+        first, inverse = distinct
+        if first.numel() < inference.MIN_POINTS:
+            raise ValueError(
+                f"only {first.numel()} distinct points among {points.size(0):,}: "
+                f"need at least {inference.MIN_POINTS}"
+            )
+        normals = estimate(
+            points[first],
+            method=method,
+            model=model,
+            k=k,
+            orient=orient,
+            viewpoint=viewpoint,
+            progress=progress,
+            **predict_options,
+        )
+        return normals[inverse]
     if method == "pca":
         report("estimating", 0, 0)
         from pointnormals import o3d

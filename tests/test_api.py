@@ -118,7 +118,30 @@ def test_progress_reports_every_stage_in_order_and_counts_to_the_end():
     assert "fitting planes" not in {stage for stage, _, _ in calls}
 
 
+@pytest.mark.parametrize("method", ["model", "pca"])
+def test_coincident_points_are_estimated_once_and_share_their_normal(method):
+    """A cloud whose every point is repeated (merged tiles, quantised coordinates): the
+    k nearest points of a copy are copies of a few points and span no surface. Without
+    the grouping the shipped model's mean error on this sphere is 56 degrees (PCA's 46);
+    with it, that of the distinct points."""
+    distinct = sphere(500)
+    order = np.random.default_rng(1).permutation(10_000)
+    group = np.repeat(np.arange(500), 20)[order]
+    points = distinct[group]
+    model = pointnormals.api.load_model() if method == "model" else None
+    normals = pointnormals.estimate_normals(points, method=method, model=model, orient="outward")
+    alone = pointnormals.estimate_normals(distinct, method=method, model=model, orient="outward")
+    shared = np.zeros_like(alone)
+    shared[group] = normals  # one normal per group: every copy writes the same
+    np.testing.assert_array_equal(normals, shared[group])
+    assert np.degrees(np.arccos(np.clip((shared * alone).sum(1), -1, 1))).max() < 1e-3
+    angle = np.degrees(np.arccos(np.clip(outward(points, normals), -1, 1)))
+    assert angle.mean() < 8 and angle.max() < 30
+
+
 def test_bad_clouds_and_options_are_refused_with_a_message():
+    with pytest.raises(ValueError, match="only 5 distinct points among 1,000"):
+        pointnormals.estimate_normals(np.repeat(sphere(5), 200, axis=0), method="pca")
     with pytest.raises(ValueError, match="all 1,000 points coincide"):
         pointnormals.estimate_normals(np.full((1000, 3), 7.5), method="pca")
     nearly = np.full((100, 3), 1e6) + np.random.default_rng(0).normal(size=(100, 3)) * 1e-9
