@@ -180,6 +180,7 @@ class PatchSearch:
 
         self.pos = pos
         self._tree = cKDTree(pos.detach().cpu().double().numpy())
+        self._nearest: Tensor | None = None
 
     @property
     def order(self) -> Tensor:
@@ -187,6 +188,23 @@ class PatchSearch:
         KD-tree's leaves one after the other (chunks of points queried in this order
         share their neighbours, so gathers hit the cache)."""
         return torch.from_numpy(self._tree.indices).to(device=self.pos.device, dtype=torch.long)
+
+    def nearest(self, k: int) -> Tensor:
+        """``(N, k)`` the ``k`` nearest points of every point of the cloud (itself first,
+        unless it has a copy), as :meth:`query` of the whole cloud; computed once and kept
+        (int32) for every later call with this ``k`` or a smaller one."""
+        k = min(k, self.pos.size(0))
+        if self._nearest is None or self._nearest.size(1) < k:
+            self._nearest = self.query(self.pos, k).int()
+        return self._nearest[:, :k]
+
+    def neighbours_of(self, index: Tensor, k: int) -> Tensor:
+        """``(B, k)`` the ``k`` nearest points of the points ``index`` ``(B,)`` of the cloud:
+        rows of :meth:`nearest` when it already holds ``k`` columns, else a query."""
+        k = min(k, self.pos.size(0))
+        if self._nearest is not None and self._nearest.size(1) >= k:
+            return self._nearest[index, :k].long()
+        return self.query(self.pos[index], k)
 
     def query(self, centres: Tensor, k: int) -> Tensor:
         """Indices ``(C, k)`` of the ``k`` points nearest to each of ``centres`` ``(C, 3)``."""

@@ -16,7 +16,10 @@ the model on batches of them:
    the cloud gets the context of a clean surface (scale 1).
 2. **Centres** :math:`c_1, \dots, c_C`: farthest point sampling,
    :math:`C = \lceil \text{overlap} \cdot N / K \rceil`, plus extra centres until
-   every point is in a patch.
+   every point is in a patch. Isolated points (stray returns,
+   :func:`~pointnormals.outliers.isolated_points`) are kept out of the first centres
+   and out of the noise estimate's samples: farthest point sampling would pick them
+   first.
 3. **Predictions**: every patch is normalised by the model (centred, unit ball: no
    dependence on units); the points of the context it did not see take the prediction of
    their nearest seen point.
@@ -62,6 +65,7 @@ from torch import Tensor, nn
 from pointnormals import graph
 from pointnormals.geometry import normalize_cloud
 from pointnormals.nn.precision import float32_mlps
+from pointnormals.outliers import isolated_points
 from pointnormals.parallel import thread_map, workers
 from pointnormals.patching import (
     CLEAN_SURFACE,
@@ -213,10 +217,14 @@ def predict_normals(
     # coordinates keep their precision); the model normalises every patch itself
     pos = normalize_cloud(points.to(device, torch.float64), eps=1e-300)[0].to(dtype)
     search = graph.PatchSearch(pos)
+    # stray points: no patch centres, no samples of the noise estimate (the nearest-point
+    # table this computes is the clean plane fit's neighbours too)
+    isolated = isolated_points(search)
+    core = ~isolated if bool(isolated.any()) else None
     surface = 0.0  # the noise estimate: what the scale and the plane fit are sized by
     chosen = scale is None and n > patch_points  # the scale is ours to choose
     if refine or chosen:
-        surface = surface_points(pos, SCALES[-1] * patch_points, search=search)
+        surface = surface_points(pos, SCALES[-1] * patch_points, search=search, core=core)
     if chosen:
         scale = choose_scale(surface, patch_points)
         clean = choose_scale(CLEAN_SURFACE, patch_points)
@@ -229,7 +237,7 @@ def predict_normals(
             normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
             report("predicting", 1, 1)
         else:
-            patches = plan_patches(pos, scale * patch_points, overlap, search=search)
+            patches = plan_patches(pos, scale * patch_points, overlap, search=search, core=core)
             counted = partial(report, "predicting")
             normals = _run_patches(model, pos, patches, patch_points, batch_points, counted)
     normals = normals.to(dtype)

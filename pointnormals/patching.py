@@ -40,6 +40,7 @@ __all__ = [
     "depth_weights",
     "flat_patch_normals",
     "plan_patches",
+    "spread_sample",
     "surface_points",
     "thickness_and_normal",
 ]
@@ -105,6 +106,7 @@ def plan_patches(
     overlap: float = 1.5,
     max_rounds: int = 2,
     search: graph.PatchSearch | None = None,
+    core: Tensor | None = None,
 ) -> Patches:
     r"""Cover ``pos`` ``(N, 3)`` with patches spanning ``context_points`` nearest points each.
 
@@ -117,7 +119,9 @@ def plan_patches(
 
     Every step commutes with rotations, reflections, translations, uniform scaling and
     permutations (FPS starts at an invariant point; neighbourhoods are distances).
-    ``search`` reuses a neighbour search built on ``pos``.
+    ``search`` reuses a neighbour search built on ``pos``; ``core`` ``(N,)`` bool limits
+    the first round's centres to those points (not isolated ones,
+    :func:`~pointnormals.outliers.isolated_points`; later rounds cover the rest).
     """
     n = pos.size(0)
     k = min(context_points, n)
@@ -125,7 +129,7 @@ def plan_patches(
     centres = [pos.new_empty(0, dtype=torch.long)]
     contexts = [pos.new_empty(0, k, dtype=torch.long)]
     covered = torch.zeros(n, dtype=torch.bool, device=pos.device)
-    candidates = torch.arange(n, device=pos.device)
+    candidates = torch.arange(n, device=pos.device) if core is None else core.nonzero()[:, 0]
     for _ in range(max_rounds):
         if not candidates.numel():
             break
@@ -154,10 +158,11 @@ def surface_points(
     samples: int = 64,
     threshold: float = 0.25,
     search: graph.PatchSearch | None = None,
+    core: Tensor | None = None,
 ) -> float:
     r"""How many nearest points a neighbourhood needs before it looks like a surface.
 
-    At ``samples`` centres (farthest point sampling) and for :math:`k = 16, 32, 64,
+    At ``samples`` centres (:func:`spread_sample`) and for :math:`k = 16, 32, 64,
     \dots \le` ``max_points``, the :math:`k` nearest points have covariance eigenvalues
     :math:`\lambda_1 \ge \lambda_2 \ge \lambda_3` and thickness
     :math:`\rho_k = \sqrt{\lambda_3 / (\lambda_1+\lambda_2+\lambda_3)}`
@@ -167,12 +172,20 @@ def surface_points(
     a surface sampled at spacing :math:`h` gives :math:`k^* \propto (\sigma/h)^2`; a
     clean surface gives 16 (curvature only raises :math:`\rho_k` at large :math:`k`).
     Invariant under rotations, reflections, translations, uniform scaling and
-    permutations.
+    permutations. ``core`` ``(N,)`` bool limits the centres to those points (not
+    isolated ones, :func:`~pointnormals.outliers.isolated_points`).
+
+    The centres follow the points, not the space they span (unlike farthest point
+    sampling, which picks the points farthest from everything first): stray returns
+    weigh in the median as much as they are among the points. With 5 % of uniform
+    outliers (in 1.5x the bounding box of a 100k-point scan, 0.125 % noise) farthest
+    point sampling read 16384 points instead of 16 and the model's RMSE rose from
+    7.3° to 10.6° (PCA k=30: 7.9°); these centres read 16 and 7.2°, 7.2° with 20 %.
     """
     n = pos.size(0)
     max_points = min(max_points, n)
     search = search or graph.PatchSearch(pos)
-    centres = graph.farthest_point_sample(pos, min(1.0, samples / n))
+    centres = spread_sample(pos, samples, core)
     first = torch.full((centres.numel(),), 2.0 * max_points, dtype=torch.float64)
     # the (lower) median is settled once more than half the centres have their k*: a
     # first query of few neighbours settles clean clouds (8192 neighbours of the
@@ -189,6 +202,25 @@ def surface_points(
         if int((first <= max_points).sum()) >= settled:
             break
     return float(first.median())
+
+
+def spread_sample(pos: Tensor, samples: int, core: Tensor | None = None) -> Tensor:
+    r"""``samples`` points at evenly spaced ranks of the distance to the centroid.
+
+    Spread over the cloud in proportion to its points, invariant under rotations,
+    reflections, translations, uniform scaling and permutations (up to exact distance
+    ties), and cheap: one sort, where farthest point sampling takes about a second per
+    100k points. ``core`` ``(N,)`` bool: draw from those points only.
+
+    Shapes:
+        pos: ``(N, 3)`` → indices ``(min(samples, M),)`` into ``pos`` (``M`` points drawn
+        from).
+    """
+    pool = torch.arange(pos.size(0), device=pos.device) if core is None else core.nonzero()[:, 0]
+    m = pool.numel()
+    radial = (pos[pool] - pos.mean(dim=0)).pow(2).sum(-1)
+    ranks = torch.linspace(0, m - 1, min(samples, m), dtype=torch.float64).round().long()
+    return pool[torch.sort(radial, stable=True).indices[ranks.to(pos.device)]]
 
 
 def depth_weights(distance: Tensor, radius: Tensor) -> Tensor:

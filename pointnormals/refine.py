@@ -60,7 +60,7 @@ from torch import Tensor
 from pointnormals import graph
 from pointnormals.geometry import symmetric_eigh
 from pointnormals.parallel import thread_map
-from pointnormals.patching import thickness_and_normal
+from pointnormals.patching import spread_sample, thickness_and_normal
 
 __all__ = [
     "CLEAN_NEIGHBOURS",
@@ -119,9 +119,8 @@ def height_spread(
 ) -> list[float]:
     r"""How rough the surface looks at each of ``ks`` neighbours across local planes.
 
-    At ``samples`` centres :math:`i` (the points at evenly spaced ranks of the distance
-    to the centroid: spread over the cloud, invariant, and cheap where farthest point
-    sampling takes about a second per 100k points) with normals :math:`n_i`, the
+    At ``samples`` centres :math:`i` (:func:`~pointnormals.patching.spread_sample`)
+    with normals :math:`n_i`, the
     heights :math:`h_{ij} = n_i \cdot (p_j - p_i)` of the ``k`` nearest points give
     :math:`\rho_i = \operatorname{MAD}_j(h_{ij}) / \max_j \lVert p_j - p_i \rVert`; the result
     is the median over the centres. A clean smooth surface gives :math:`\rho \to 0` at
@@ -139,11 +138,8 @@ def height_spread(
         search: a :class:`~pointnormals.graph.PatchSearch` of ``points`` to reuse.
         samples: centres.
     """
-    n = points.size(0)
     search = search or graph.PatchSearch(points)
-    radial = (points - points.mean(dim=0)).pow(2).sum(-1)
-    ranks = torch.linspace(0, n - 1, min(samples, n), dtype=torch.float64).round().long()
-    centres = torch.sort(radial, stable=True).indices[ranks.to(points.device)]
+    centres = spread_sample(points, samples)
     nearest = search.query(points[centres], max(ks))  # (S, K), nearest first
     offsets = points[nearest] - points[centres].unsqueeze(1)
     if normals is None:
@@ -293,7 +289,7 @@ def refine_normals(
         if cached is not None:
             nearest = cached.long()
         else:
-            nearest = search.query(points[index], k)  # (B, k)
+            nearest = search.neighbours_of(index, k)  # (B, k)
             if cache is not None:
                 cache[chunk] = nearest.int()
         offsets = moved[nearest] - moved[index].unsqueeze(1)  # (B, k, 3)

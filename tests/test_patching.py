@@ -12,6 +12,7 @@ from pointnormals.patching import (
     context_ranks,
     depth_weights,
     plan_patches,
+    spread_sample,
     surface_points,
     thickness_and_normal,
 )
@@ -95,7 +96,7 @@ def test_surface_points_queries_far_neighbours_only_when_the_median_needs_them()
 
         search.query = recorded
         estimate = surface_points(pos, 4096, search=search)
-        centres = graph.farthest_point_sample(pos, 64 / 8000)
+        centres = spread_sample(pos, 64)
         near = query(pos[centres], 4096)
         first = torch.full((64,), 8192.0, dtype=torch.float64)
         for k in (4096, 2048, 1024, 512, 256, 128, 64, 32, 16):  # the smallest k wins
