@@ -22,11 +22,14 @@ of :func:`~pointnormals.patching.plan_patches` draw; the later rounds cover what
 left, so a sparse but genuine part of a scene (a far wall) still gets patches of its
 own.
 
-Calibration (``/tmp``-free: ``scripts/bench_accuracy.py`` clouds, 100k points): on clean,
+Calibration (the clouds of ``scripts/bench_accuracy.py``, 100k points): on clean,
 noisy (up to 1.2 %) and density-gradient clouds no point exceeds the factor; on simulated
 range scans, grazing rays and silhouettes flag up to 0.04 % of the points; of uniform
-outliers (1 % of the points, in 1.5x the bounding box) 79-93 % are flagged, the rest lie
-within a few spacings of the surface, where they are noise to the model, not centres.
+outliers (1 % of the points, in 1.5x the bounding box) 79-93 % are flagged; the rest lie
+within a few spacings of the surface, where they are noise to the model. A share of
+strays that :func:`~pointnormals.patching.plan_patches` still draws as first centres
+costs little: the noise estimate, which they used to swamp, no longer samples by
+farthest point sampling (:func:`~pointnormals.patching.spread_sample`).
 
 >>> import torch
 >>> from pointnormals import graph

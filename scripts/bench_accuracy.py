@@ -6,7 +6,9 @@ into the repo): held-out meshes of ``../shared/data/meshes``, held-out synthetic
 and the ``modelnet40_mini`` test split (10k points, clean). Meshes and synthetic shapes
 come in groups: ``clean``, Gaussian noise of 0.125 %, 0.6 % and 1.2 % of the bounding
 box diagonal (scored against the clean normals) and ``gradient`` (clean, density falling
-linearly from 1 to 0.1 along a random direction). Held-out meshes are also scanned
+linearly from 1 to 0.1 along a random direction); opt-in, ``strays 1%``: 0.125 % noise
+and 1 % more points uniform in 1.5x the bounding box (dust, echoes; scored on the
+surface points). Held-out meshes are also scanned
 (``range scan``: two random viewpoints each, a grid of rays,
 :func:`~pointnormals.data.range_scan.range_scan`, with Gaussian noise of 0.05 % of the
 diagonal along the ray: the near side only, open at silhouettes, density falling at
@@ -53,6 +55,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared" / "data"
 NOISE = {"clean": 0.0, "noise 0.125%": 0.00125, "noise 0.6%": 0.006, "noise 1.2%": 0.012}
 GROUPS = (*NOISE, "gradient", "range scan", "modelnet40 10k")
+STRAYS = "strays 1%"  # opt-in (--groups): 0.125 % noise, then 1 % uniform stray points
+STRAY_SHARE, STRAY_NOISE, STRAY_BOX = 0.01, 0.00125, 1.5  # of the points, diagonal, bbox
 SCAN_NOISE, SCAN_VIEWS = 0.0005, 2  # along the ray, fraction of the diagonal; views per mesh
 SOURCES = ("synthetic", "meshes", "modelnet40")
 PCA_KS, QUICK_KS = (10, 20, 30, 50, 100, 200, 400), (10, 30, 100)
@@ -84,6 +88,12 @@ def perturb(points: np.ndarray, normals: np.ndarray, group: str, size: int, seed
         index = rng.permutation(index)[:size] if len(index) > size else index
         return Cloud("", group, points[index], normals[index])
     points, normals = points[:size], normals[:size]  # iid samples: the first are uniform
+    if group == STRAYS:  # scored on the surface points only (strays have no normal)
+        sigma = STRAY_NOISE * np.linalg.norm(np.ptp(points, axis=0))
+        surface = points + sigma * rng.normal(size=points.shape)
+        centre, half = (points.max(0) + points.min(0)) / 2, np.ptp(points, axis=0) / 2
+        box = rng.uniform(-STRAY_BOX, STRAY_BOX, size=(int(STRAY_SHARE * size), 3))
+        return Cloud("", group, np.concatenate([surface, centre + box * half]), normals)
     sigma = NOISE[group] * np.linalg.norm(np.ptp(points, axis=0))
     return Cloud("", group, points + sigma * rng.normal(size=points.shape), normals)
 
@@ -115,7 +125,7 @@ def base_samples(args: argparse.Namespace) -> list[tuple[str, Sampler]]:
 def make_clouds(args: argparse.Namespace, cache_dir: str) -> list[Cloud]:
     """Every cloud of the selected sources and groups (sizes cycle over ``--points``)."""
     clouds = []
-    shape_groups = [g for g in args.groups if g in NOISE or g == "gradient"]
+    shape_groups = [g for g in args.groups if g in NOISE or g in ("gradient", STRAYS)]
     for j, (name, sample) in enumerate(base_samples(args) if shape_groups else []):
         size = args.points[j % len(args.points)]
         points, normals = sample(3 * size if "gradient" in shape_groups else size)
@@ -162,7 +172,9 @@ def range_scans(args: argparse.Namespace) -> list[Cloud]:
 
 
 def scores(pred: np.ndarray, truth: np.ndarray, seconds: float) -> dict[str, float]:
-    """RMSE of θ, mean 1−|cos|, PGP5/PGP10 (% of θ under 5°/10°) and the time."""
+    """RMSE of θ, mean 1−|cos|, PGP5/PGP10 (% of θ under 5°/10°) and the time, over the
+    first ``len(truth)`` points (stray points come after them)."""
+    pred = pred[: len(truth)]
     pred = pred / np.linalg.norm(pred, axis=1, keepdims=True).clip(1e-12)
     cos = np.abs((pred * truth).sum(1)).clip(0.0, 1.0)
     theta = angle_deg(pred, truth)  # unoriented
@@ -303,7 +315,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="NAME:key=val,... a model column with these predict options")  # fmt: skip
     p.add_argument("--checkpoint", default=None, help="checkpoint (default: the shipped one)")
     p.add_argument(
-        "--groups", type=_names, default=list(GROUPS), help=", ".join(GROUPS).replace("%", "%%")
+        "--groups",
+        type=_names,
+        default=list(GROUPS),
+        help=(", ".join(GROUPS) + f"; opt-in: {STRAYS}").replace("%", "%%"),
     )
     p.add_argument("--sources", type=_names, default=list(SOURCES), help=", ".join(SOURCES))
     p.add_argument("--synthetic", type=int, default=4, help="synthetic shapes")
@@ -316,7 +331,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--csv", type=Path, default=None, help="per (cloud, method) rows")
     args = p.parse_args(argv)
     for option, chosen, known in (
-        ("--groups", args.groups, GROUPS),
+        ("--groups", args.groups, (*GROUPS, STRAYS)),
         ("--sources", args.sources, SOURCES),
     ):
         if unknown := set(chosen) - set(known):
