@@ -13,7 +13,9 @@ the model on batches of them:
    parts and close sheets can read as noise to that estimate; where the heights across
    local PCA planes do not look like noise
    (:func:`~pointnormals.refine.roughness_is_noise`, decided before the network runs),
-   the cloud gets the context of a clean surface (scale 1).
+   the cloud gets the context of a clean surface (scale 1). Scan lines (dense along
+   lines, sparse across) get at least the scale ``k / 16`` where ``k`` nearest points
+   first span two directions (:func:`~pointnormals.anisotropy.spread_points`).
 2. **Centres** :math:`c_1, \dots, c_C`: farthest point sampling,
    :math:`C = \lceil \text{overlap} \cdot N / K \rceil`, plus extra centres until
    every point is in a patch. Isolated points (stray returns,
@@ -31,7 +33,8 @@ the model on batches of them:
    its size follows the noise and a second pass fits again over the points moved onto
    their planes, elsewhere it takes
    :data:`~pointnormals.refine.CLEAN_NEIGHBOURS` points
-   (:func:`~pointnormals.refine.fit_settings`).
+   (:func:`~pointnormals.refine.fit_settings`), and on scan lines at least
+   twice the ``k`` at which neighbourhoods span two directions.
 
 Each step commutes with rotations, reflections, translations, uniform scaling and
 permutations of the input (farthest point sampling starts at an invariant point,
@@ -63,6 +66,7 @@ import torch
 from torch import Tensor, nn
 
 from pointnormals import graph
+from pointnormals.anisotropy import spread_points
 from pointnormals.geometry import normalize_cloud
 from pointnormals.nn.precision import float32_mlps
 from pointnormals.outliers import isolated_points
@@ -225,6 +229,8 @@ def predict_normals(
     chosen = scale is None and n > patch_points  # the scale is ours to choose
     if refine or chosen:
         surface = surface_points(pos, SCALES[-1] * patch_points, search=search, core=core)
+    # scan lines: neighbourhoods need more points to span the surface's two directions
+    spread = spread_points(pos, search) if refine or chosen else CLEAN_SURFACE
     if chosen:
         scale = choose_scale(surface, patch_points)
         clean = choose_scale(CLEAN_SURFACE, patch_points)
@@ -232,6 +238,7 @@ def predict_normals(
         # heights across local (PCA) planes: they get the context of a clean surface
         if scale > clean and not roughness_is_noise(pos, None, search=search):
             scale = clean
+        scale = max(scale, min(SCALES[-1], spread // CLEAN_SURFACE))
     with _mlps_in_own_dtype(model, dtype):
         if n <= patch_points:
             normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
@@ -246,6 +253,8 @@ def predict_normals(
         # creases more closely than PCA's)
         noise = roughness_is_noise(pos, normals, search=search)
         neighbours, width, passes = fit_settings(surface, noise)
+        if spread > CLEAN_SURFACE:  # scan lines: fit over several of them
+            neighbours = max(neighbours, 2 * spread)
         normals = refine_normals(
             pos,
             normals,

@@ -1,0 +1,40 @@
+"""Scan lines: the neighbourhood size that spans two directions, found invariantly."""
+
+from __future__ import annotations
+
+import torch
+
+from pointnormals.anisotropy import SPREAD_REACH, spread_points
+from pointnormals.geometry import random_orthogonal
+
+
+def ellipsoid(n: int, lines: int = 0, seed: int = 0) -> torch.Tensor:
+    """``n`` uniform samples of an ellipsoid; with ``lines``, only those within 0.2 % of a
+    spacing of ``lines`` planes across its long axis (dense along, sparse across)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g, dtype=torch.float64)
+    x = x / x.norm(dim=-1, keepdim=True) * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    if lines:
+        z = x[:, 2] / (6.0 / lines)
+        x = x[(z - z.round()).abs() < 0.002]
+    return x
+
+
+def test_uniform_samples_span_two_directions_at_once():
+    assert spread_points(ellipsoid(20_000)) == 16
+
+
+def test_scan_lines_need_more_points_the_sparser_they_are():
+    """About 12k points in each cloud, on 100, 40 and 10 lines."""
+    counts = [spread_points(ellipsoid(3_000_000, lines=lines)) for lines in (100, 40, 10)]
+    assert counts == [16, 32, SPREAD_REACH]
+
+
+def test_the_spread_is_invariant():
+    pos = ellipsoid(3_000_000, lines=30)
+    expected = spread_points(pos)
+    g = torch.Generator().manual_seed(1)
+    for q in random_orthogonal(3, generator=g, dtype=torch.float64):  # reflections too
+        perm = torch.randperm(pos.size(0), generator=g)
+        moved = pos[perm] @ q.T * 123.0 - 4.5
+        assert spread_points(moved) == expected
