@@ -27,7 +27,7 @@ within 0.2 % of a line spacing, 11-12k points) reads 0.57, 0.55, 0.43 and 0.001;
 
 Limits: noise along the scan lines fattens them: the same 50 lines with 0.05-0.125 % of
 the diagonal read 0.45-0.49 (three meshes), at the threshold, so some such clouds keep
-16 neighbours and the plane fit's error of before (about 1.6x that of PCA k=30); a
+16 neighbours and the error of before (up to 1.8x that of PCA k=30); a
 higher threshold would reach ModelNet40's vases. Lines sparser than that (25 lines:
 0.00-0.03, with noise too) are found with a wide margin.
 """
