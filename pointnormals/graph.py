@@ -192,10 +192,15 @@ class PatchSearch:
     def nearest(self, k: int) -> Tensor:
         """``(N, k)`` the ``k`` nearest points of every point of the cloud (itself first,
         unless it has a copy), as :meth:`query` of the whole cloud; computed once and kept
-        (int32) for every later call with this ``k`` or a smaller one."""
-        k = min(k, self.pos.size(0))
+        (int32: 64 bytes a point at ``k = 16``) for every later call with this ``k`` or a
+        smaller one. Queried in chunks of 2^18 points, so the search's own temporaries
+        (distances and int64 indices) stay small on a cloud of millions."""
+        n, k = self.pos.size(0), min(k, self.pos.size(0))
         if self._nearest is None or self._nearest.size(1) < k:
-            self._nearest = self.query(self.pos, k).int()
+            table = torch.empty(n, k, dtype=torch.int32, device=self.pos.device)
+            for chunk in torch.arange(n, device=self.pos.device).split(2**18):
+                table[chunk] = self.query(self.pos[chunk], k).int()
+            self._nearest = table
         return self._nearest[:, :k]
 
     def neighbours_of(self, index: Tensor, k: int) -> Tensor:

@@ -180,7 +180,7 @@ def surface_points(
     weigh in the median as much as they are among the points. With 5 % of uniform
     outliers (in 1.5x the bounding box of a 100k-point scan, 0.125 % noise) farthest
     point sampling read 16384 points instead of 16 and the model's RMSE rose from
-    7.3° to 10.6° (PCA k=30: 7.9°); these centres read 16 and 7.2°, 7.2° with 20 %.
+    7.3° to 10.6° (PCA k=30: 7.9°); these centres read 16 and 7.2°, 7.3° with 20 %.
     """
     n = pos.size(0)
     max_points = min(max_points, n)

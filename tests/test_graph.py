@@ -101,3 +101,19 @@ def test_patch_search_finds_the_nearest_and_orders_the_points_by_place():
     assert torch.equal(order.sort().values, torch.arange(4000))  # a permutation
     step = (pos[order[1:]] - pos[order[:-1]]).norm(dim=1).mean()
     assert step < 0.25 * (pos[1:] - pos[:-1]).norm(dim=1).mean()  # neighbours adjacent
+
+
+def test_patch_search_keeps_every_points_nearest_for_the_plane_fit():
+    g = torch.Generator().manual_seed(4)
+    pos = torch.rand(3000, 3, generator=g, dtype=torch.float64)
+    search = graph.PatchSearch(pos)
+    index = torch.tensor([0, 7, 2999])
+    asked = search.neighbours_of(index, 12)  # no table yet: a query
+    assert torch.equal(asked, search.query(pos[index], 12))
+    table = search.nearest(16)
+    assert table.dtype == torch.int32 and table.shape == (3000, 16)
+    assert torch.equal(table.long(), search.query(pos, 16))
+    assert torch.equal(table[:, 0].long(), torch.arange(3000))  # itself first
+    assert torch.equal(search.neighbours_of(index, 12), asked)  # now rows of the table
+    assert torch.equal(search.nearest(8), table[:, :8])  # the same table, not a new query
+    assert torch.equal(search.neighbours_of(index, 20), search.query(pos[index], 20))
