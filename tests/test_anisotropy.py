@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from pointnormals import anisotropy
 from pointnormals.anisotropy import SPREAD_REACH, spread_points
 from pointnormals.geometry import random_orthogonal
 
@@ -38,3 +39,14 @@ def test_the_spread_is_invariant():
         perm = torch.randperm(pos.size(0), generator=g)
         moved = pos[perm] @ q.T * 123.0 - 4.5
         assert spread_points(moved) == expected
+
+
+def test_noisy_scan_lines_are_found_by_their_share_of_single_lines(monkeypatch):
+    """Noise lifts the median ratio of 50 lines above the threshold; the 10th percentile
+    (neighbourhoods on a single line) still tells them from uniform samples."""
+    pos = ellipsoid(3_000_000, lines=50)
+    g = torch.Generator().manual_seed(2)
+    pos = pos + 0.006 * torch.randn(pos.shape, generator=g, dtype=torch.float64)
+    assert spread_points(pos) == 32
+    monkeypatch.setattr(anisotropy, "SPREAD_LOW", -1.0)  # the median alone misses them
+    assert spread_points(pos) == 16
