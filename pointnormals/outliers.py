@@ -24,7 +24,7 @@ own.
 
 Calibration (the clouds of ``scripts/bench_accuracy.py``, 100k points): on clean,
 noisy (up to 1.2 %) and density-gradient clouds no point exceeds the factor; on simulated
-range scans, grazing rays and silhouettes flag up to 0.04 % of the points; of uniform
+range scans, grazing rays and silhouettes flag up to 0.05 % of the points; of uniform
 outliers (1 % of the points, in 1.5x the bounding box) 79-93 % are flagged; the rest lie
 within a few spacings of the surface, where they are noise to the model. A share of
 strays that :func:`~pointnormals.patching.plan_patches` still draws as first centres
