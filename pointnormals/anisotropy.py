@@ -78,7 +78,7 @@ def spread_points(
     search = search or graph.PatchSearch(pos)
     centres = spread_sample(pos, samples)
     k = CLEAN_SURFACE
-    nearest = search.query(pos[centres], k)
+    nearest = search.neighbours_of(centres, k)  # the nearest-point table's rows, if kept
     while True:
         local = pos[nearest] - pos[nearest].mean(dim=1, keepdim=True)  # (S, k, 3)
         values, _ = symmetric_eigh(local.transpose(1, 2) @ local)  # ascending
@@ -89,4 +89,4 @@ def spread_points(
         if wide or k >= min(SPREAD_REACH, pos.size(0)):
             return k
         k *= 2
-        nearest = search.query(pos[centres], k)
+        nearest = search.neighbours_of(centres, k)

@@ -120,39 +120,30 @@ def estimate(
     inference.validate_points(points)
     check_extent(points)
     distinct = geometry.distinct_points(points)
-    if distinct is not None:  # coincident points: estimated once, their normal shared
+    cloud = points  # what is estimated: every distinct point once
+    if distinct is not None:  # coincident points: their normal is shared
         first, inverse = distinct
         if first.numel() < inference.MIN_POINTS:
             raise ValueError(
                 f"only {first.numel()} distinct points among {points.size(0):,}: "
                 f"need at least {inference.MIN_POINTS}"
             )
-        normals = estimate(
-            points[first],
-            method=method,
-            model=model,
-            k=k,
-            orient=orient,
-            viewpoint=viewpoint,
-            progress=progress,
-            **predict_options,
-        )
-        return normals[inverse]
+        cloud = points[first]
     if method == "pca":
         report("estimating", 0, 0)
         from pointnormals import o3d
 
-        pca = o3d.estimate_normals_pca(points.detach().cpu().numpy(), k)
-        normals = torch.from_numpy(pca).to(points.device, points.dtype)
+        pca = o3d.estimate_normals_pca(cloud.detach().cpu().numpy(), k)
+        normals = torch.from_numpy(pca).to(cloud.device, cloud.dtype)
     else:
         if model is None:
             raise ValueError("method='model' needs a model (see pointnormals.api.load_model)")
-        if points.device.type == "cpu":
+        if cloud.device.type == "cpu":
             allocator.keep_freed_memory()  # large temporaries reused, not faulted in again
         report("planning", 0, 0)
         normals = inference.predict_normals(
             model,
-            points,
+            cloud,
             progress=report,
             **predict_options,
         )
@@ -161,9 +152,10 @@ def estimate(
         from pointnormals import orient as orienting
 
         if viewpoint is not None:
-            viewpoint = torch.as_tensor(viewpoint, dtype=points.dtype, device=points.device)
-        normals = orienting.orient(points, normals, orient, viewpoint)
-    return normals.to(points.device, points.dtype)
+            viewpoint = torch.as_tensor(viewpoint, dtype=cloud.dtype, device=cloud.device)
+        normals = orienting.orient(cloud, normals, orient, viewpoint)
+    normals = normals.to(points.device, points.dtype)
+    return normals if distinct is None else normals[inverse]
 
 
 def estimate_normals(

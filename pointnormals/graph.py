@@ -198,8 +198,8 @@ class PatchSearch:
         n, k = self.pos.size(0), min(k, self.pos.size(0))
         if self._nearest is None or self._nearest.size(1) < k:
             table = torch.empty(n, k, dtype=torch.int32, device=self.pos.device)
-            for chunk in torch.arange(n, device=self.pos.device).split(2**18):
-                table[chunk] = self.query(self.pos[chunk], k).int()
+            for start in range(0, n, 2**18):
+                table[start : start + 2**18] = self.query(self.pos[start : start + 2**18], k)
             self._nearest = table
         return self._nearest[:, :k]
 
