@@ -8,7 +8,10 @@ come in groups: ``clean``, Gaussian noise of 0.125 %, 0.6 % and 1.2 % of the bou
 box diagonal (scored against the clean normals) and ``gradient`` (clean, density falling
 linearly from 1 to 0.1 along a random direction); opt-in, ``strays 1%``: 0.125 % noise
 and 1 % more points uniform in 1.5x the bounding box (dust, echoes; scored on the
-surface points). Held-out meshes are also scanned
+surface points); opt-in, ``scan lines``: a line scanner's sampling (mobile or airborne
+LiDAR), the points within 1/40 of a spacing of 40 parallel planes across a random
+direction (about 30 point spacings apart, one or two points wide), with 0.05 % noise.
+Held-out meshes are also scanned
 (``range scan``: two random viewpoints each, a grid of rays,
 :func:`~pointnormals.data.range_scan.range_scan`, with Gaussian noise of 0.05 % of the
 diagonal along the ray: the near side only, open at silhouettes, density falling at
@@ -57,6 +60,8 @@ NOISE = {"clean": 0.0, "noise 0.125%": 0.00125, "noise 0.6%": 0.006, "noise 1.2%
 GROUPS = (*NOISE, "gradient", "range scan", "modelnet40 10k")
 STRAYS = "strays 1%"  # opt-in (--groups): 0.125 % noise, then 1 % uniform stray points
 STRAY_SHARE, STRAY_NOISE, STRAY_BOX = 0.01, 0.00125, 1.5  # of the points, diagonal, bbox
+LINES = "scan lines"  # opt-in (--groups): 40 lines across a random direction, 0.05 % noise
+LINE_COUNT, LINE_SHARE = 40, 0.05  # lines across the shape; band width ÷ line spacing
 SCAN_NOISE, SCAN_VIEWS = 0.0005, 2  # along the ray, fraction of the diagonal; views per mesh
 SOURCES = ("synthetic", "meshes", "modelnet40")
 PCA_KS, QUICK_KS = (10, 20, 30, 50, 100, 200, 400), (10, 30, 100)
@@ -87,6 +92,13 @@ def perturb(points: np.ndarray, normals: np.ndarray, group: str, size: int, seed
         index = np.flatnonzero(keep)
         index = rng.permutation(index)[:size] if len(index) > size else index
         return Cloud("", group, points[index], normals[index])
+    if group == LINES:  # points holds size / LINE_SHARE samples; about size are kept
+        t = points @ _unit(rng.normal(size=3))
+        t = (t - t.min()) * LINE_COUNT / np.ptp(t) + rng.random()  # in line spacings
+        keep = np.abs(t - np.round(t)) < LINE_SHARE / 2
+        sigma = SCAN_NOISE * np.linalg.norm(np.ptp(points, axis=0))
+        points, normals = points[keep], normals[keep]
+        return Cloud("", group, points + sigma * rng.normal(size=points.shape), normals)
     points, normals = points[:size], normals[:size]  # iid samples: the first are uniform
     if group == STRAYS:  # scored on the surface points only (strays have no normal)
         sigma = STRAY_NOISE * np.linalg.norm(np.ptp(points, axis=0))
@@ -96,6 +108,10 @@ def perturb(points: np.ndarray, normals: np.ndarray, group: str, size: int, seed
         return Cloud("", group, np.concatenate([surface, centre + box * half]), normals)
     sigma = NOISE[group] * np.linalg.norm(np.ptp(points, axis=0))
     return Cloud("", group, points + sigma * rng.normal(size=points.shape), normals)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
 
 
 def _synthetic(key: list[int], num_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,12 +141,13 @@ def base_samples(args: argparse.Namespace) -> list[tuple[str, Sampler]]:
 def make_clouds(args: argparse.Namespace, cache_dir: str) -> list[Cloud]:
     """Every cloud of the selected sources and groups (sizes cycle over ``--points``)."""
     clouds = []
-    shape_groups = [g for g in args.groups if g in NOISE or g in ("gradient", STRAYS)]
+    shape_groups = [g for g in args.groups if g in NOISE or g in ("gradient", STRAYS, LINES)]
     for j, (name, sample) in enumerate(base_samples(args) if shape_groups else []):
         size = args.points[j % len(args.points)]
         points, normals = sample(3 * size if "gradient" in shape_groups else size)
         for g, group in enumerate(shape_groups):
-            cloud = perturb(points, normals, group, size, seed=1000 * j + g)
+            base = sample(round(size / LINE_SHARE)) if group == LINES else (points, normals)
+            cloud = perturb(*base, group, size, seed=1000 * j + g)
             cloud.name = name
             clouds.append(cloud)
     if "meshes" in args.sources and "range scan" in args.groups:
@@ -318,7 +335,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--groups",
         type=_names,
         default=list(GROUPS),
-        help=(", ".join(GROUPS) + f"; opt-in: {STRAYS}").replace("%", "%%"),
+        help=(", ".join(GROUPS) + f"; opt-in: {STRAYS}, {LINES}").replace("%", "%%"),
     )
     p.add_argument("--sources", type=_names, default=list(SOURCES), help=", ".join(SOURCES))
     p.add_argument("--synthetic", type=int, default=4, help="synthetic shapes")
@@ -331,7 +348,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--csv", type=Path, default=None, help="per (cloud, method) rows")
     args = p.parse_args(argv)
     for option, chosen, known in (
-        ("--groups", args.groups, (*GROUPS, STRAYS)),
+        ("--groups", args.groups, (*GROUPS, STRAYS, LINES)),
         ("--sources", args.sources, SOURCES),
     ):
         if unknown := set(chosen) - set(known):

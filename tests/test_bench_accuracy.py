@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 
 SCRIPT = REPO / "scripts" / "bench_accuracy.py"
-GROUPS = ("clean", "noise 0.6%", "strays 1%")
+GROUPS = ("clean", "noise 0.6%", "strays 1%", "scan lines")
 COLUMNS = "cloud group points surface_points method k rmse one_minus_cos pgp5 pgp10 seconds"
 
 
@@ -53,6 +53,7 @@ def test_synthetic_quick(tmp_path):
     assert {r["method"] for r in rows} == set(methods)
     assert all(float(r["surface_points"]) >= 16 for r in rows)
     sizes = {r["group"]: int(r["points"]) for r in rows}
+    assert 18_000 < sizes.pop("scan lines") < 22_000  # a 5 % band of 400k samples
     assert sizes == {"clean": 20_000, "noise 0.6%": 20_000, "strays 1%": 20_200}  # 1 % strays
 
 

@@ -85,3 +85,39 @@ def test_a_range_scan_is_noisy_along_its_rays_other_clouds_in_every_direction(cl
 
 def _contains(cloud: np.ndarray, point: np.ndarray) -> bool:
     return bool((np.abs(cloud.astype(np.float64) - point).max(1) == 0).any())
+
+
+def _line_ratio(points: np.ndarray) -> float:
+    """Median λ₂/λ₁ of the 16-nearest neighbourhoods: small on single scan lines."""
+    d = ((points[:, None] - points[None]) ** 2).sum(-1)
+    near = points[np.argsort(d, axis=1)[:, :16]]
+    near = near - near.mean(1, keepdims=True)
+    eigen = np.linalg.eigvalsh(near.transpose(0, 2, 1) @ near)
+    return float(np.median(eigen[:, 1] / eigen[:, 2]))
+
+
+def test_scan_lines_keep_points_near_parallel_planes_of_the_asked_spacing(clouds):
+    # lines 15 point spacings apart on the 3000-point ball: about 13 circles
+    common = dict(patch_points=64, scales=[1], clean_prob=1.0, artefact_prob=0.0,
+                  mix={"mesh": 1.0}, scan_points=(3000, 3000))  # fmt: skip
+    plain = ScanPatches(clouds, 8, **common)
+    lines = ScanPatches(clouds, 8, scan_line_prob=1.0, line_spacing=(15.0, 15.0), **common)
+    ratios = {}
+    for name, patches in (("plain", plain), ("lines", lines)):
+        cuts = [patches.cut(np.random.default_rng(i))[0] for i in range(6)]
+        assert all(len(c) >= 60 for c in cuts)  # the region grows until K points remain
+        ratios[name] = np.median([_line_ratio(c) for c in cuts])
+    assert ratios["plain"] > 0.3 and ratios["lines"] < 0.15, ratios
+
+
+def test_scan_lines_on_a_grid_are_a_fifth_of_it_and_one_point_wide():
+    from pointnormals.data.scan_patches import _on_lines
+
+    grid = np.stack(np.meshgrid(np.arange(-60.0, 61), np.arange(-60.0, 61)), -1).reshape(-1, 2)
+    grid = np.concatenate([grid, np.zeros((len(grid), 1))], 1) @ np.linalg.qr(
+        np.random.default_rng(0).normal(size=(3, 3))
+    )[0]  # a unit grid on a tilted plane
+    dist = (grid**2).sum(1)
+    share = [_on_lines(grid, grid[0] * 0, dist, 5.0, np.random.default_rng(i)).mean()
+             for i in range(20)]  # fmt: skip
+    assert 0.17 < np.mean(share) < 0.23  # bands of one point spacing every 5

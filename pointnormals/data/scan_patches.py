@@ -8,7 +8,11 @@ a centre of a scan of :math:`N` points. So a training item is:
    size* :math:`N \sim \log\mathcal U(10^4, 5\cdot10^5)` (at most the cloud's size):
    around a random centre, the dense points are thinned to the density of an
    :math:`N`-point scan; a range scan (a cloud with a sensor origin) is not thinned,
-   so that its regular grid of rays survives;
+   so that its regular grid of rays survives; with probability ``scan_line_prob`` the
+   scan is one of *scan lines* instead (a line scanner, mobile or airborne LiDAR): only
+   the dense points within half a point spacing :math:`a` of parallel planes
+   :math:`h = m a` apart are kept, :math:`m \sim \log\mathcal U` over ``line_spacing``,
+   then thinned along the lines to a share :math:`\sim\log\mathcal U(1/4, 1)`;
 2. scan artefacts on that region: Gaussian noise of :math:`\sigma` relative to the
    *whole shape's* box diagonal (0 with probability ``clean_prob``, else log-uniform up
    to ``max_noise``), optionally along one viewing direction (on a range scan always
@@ -60,6 +64,8 @@ class ScanPatches(Dataset):
         mix: share of items per source (the prefix of a cloud's name before ``/``:
             ``synthetic``, ``mesh``, ``modelnet``, ``scan``; default 0.4 / 0.3 / 0.3 / 0.15);
             sources absent from ``clouds`` are dropped and the rest renormalised.
+        scan_line_prob: probability that a scan (not a range scan) is one of scan lines.
+        line_spacing: range of the line spacing in dense point spacings (log-uniform).
     """
 
     def __init__(
@@ -74,12 +80,15 @@ class ScanPatches(Dataset):
         artefact_prob: float = 0.2,
         seed: int | None = None,
         mix: dict[str, float] | None = None,
+        scan_line_prob: float = 0.0,
+        line_spacing: tuple[float, float] = (3.0, 40.0),
     ) -> None:
         self.clouds, self.length, self.patch_points = clouds, length, patch_points
         self.scales = tuple(int(s) for s in scales)
         self.scan_points = scan_points
         self.max_noise, self.clean_prob = max_noise, clean_prob
         self.artefact_prob, self.seed = artefact_prob, seed
+        self.scan_line_prob, self.line_spacing = scan_line_prob, line_spacing
         mix = mix or {"synthetic": 0.4, "mesh": 0.3, "modelnet": 0.3, "scan": 0.15}
         source = np.array([str(name).split("/")[0] for name in clouds.names])
         weight = np.array([mix.get(s, 0.0) / (source == s).sum() for s in source])
@@ -117,11 +126,20 @@ class ScanPatches(Dataset):
         origin = self.clouds.origin(index)
         keep = 1.0 if origin is not None else n_scan / n_dense
         context = self.scales[int(rng.integers(len(self.scales)))] * self.patch_points
-        # the region: enough dense points that, thinned and holed, K remain
-        need = min(n_dense, math.ceil(2.5 * context / keep))
         centre = pos[int(rng.integers(n_dense))].astype(np.float64)
         dist = ((pos - centre) ** 2).sum(1)
+        lines = self.scan_line_prob > 0 and origin is None and rng.random() < self.scan_line_prob
+        if lines:  # scan lines keep about 1 / m of the dense points, thinned along the lines
+            spacing = math.exp(rng.uniform(*np.log(self.line_spacing)))
+            keep = math.exp(rng.uniform(math.log(0.25), 0.0))
+            kept = keep / spacing
+        else:
+            kept = keep
+        # the region: enough dense points that, thinned and holed, K remain
+        need = min(n_dense, math.ceil(2.5 * context / kept))
         region = np.argpartition(dist, need - 1)[:need] if need < n_dense else np.arange(n_dense)
+        if lines:
+            region = region[_on_lines(pos[region], centre, dist, spacing, rng)]
         region = region[rng.random(len(region)) < keep]
         p, n = pos[region].astype(np.float64), normal[region]
         p, n = self._artefacts(p, n, centre, diagonal, origin, rng)
@@ -171,6 +189,19 @@ class ScanPatches(Dataset):
             p = p.copy()
             p[idx] = lo + rng.random((count, 3)) * (hi - lo)
         return p, n
+
+
+def _on_lines(
+    p: np.ndarray, centre: np.ndarray, dist: np.ndarray, spacing: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Mask of the points ``p`` within half a point spacing of parallel planes ``spacing``
+    point spacings apart (random direction and phase); the point spacing is measured at
+    the centre from ``dist``, the squared distances of all dense points to it."""
+    near = 256
+    radius = math.sqrt(float(np.partition(dist, near)[near]))  # disc of ~256 points
+    step = radius * math.sqrt(math.pi / near)  # dense point spacing a
+    t = (p - centre) @ _unit(rng.normal(size=3)) / (spacing * step) + rng.random()
+    return np.abs(t - np.round(t)) * spacing < 0.5
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
