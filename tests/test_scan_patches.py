@@ -110,13 +110,14 @@ def test_scan_lines_keep_points_near_parallel_planes_of_the_asked_spacing(clouds
     assert ratios["plain"] > 0.3 and ratios["lines"] < 0.15, ratios
 
 
-def test_scan_lines_on_a_grid_are_a_fifth_of_it_and_one_point_wide():
+def test_scan_lines_on_a_grid_keep_one_point_spacing_in_every_five():
     from pointnormals.data.scan_patches import _on_lines
 
     grid = np.stack(np.meshgrid(np.arange(-60.0, 61), np.arange(-60.0, 61)), -1).reshape(-1, 2)
-    grid = np.concatenate([grid, np.zeros((len(grid), 1))], 1) @ np.linalg.qr(
-        np.random.default_rng(0).normal(size=(3, 3))
-    )[0]  # a unit grid on a tilted plane
+    grid = (
+        np.concatenate([grid, np.zeros((len(grid), 1))], 1)
+        @ np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0]
+    )  # a unit grid on a tilted plane
     dist = (grid**2).sum(1)
     share = [_on_lines(grid, grid[0] * 0, dist, 5.0, np.random.default_rng(i)).mean()
              for i in range(20)]  # fmt: skip
