@@ -14,8 +14,11 @@ the model on batches of them:
    local PCA planes do not look like noise
    (:func:`~pointnormals.refine.roughness_is_noise`, decided before the network runs),
    the cloud gets the context of a clean surface (scale 1). Scan lines (dense along
-   lines, sparse across) get at least the scale ``k / 16`` where ``k`` nearest points
-   first span two directions (:func:`~pointnormals.anisotropy.spread_points`).
+   lines, sparse across) get at least the scale ``k / 4`` (:data:`SCAN_LINE_SCALE`)
+   where ``k`` nearest points first span two directions
+   (:func:`~pointnormals.anisotropy.spread_points`), and there the model sees a
+   farthest point sampling of every patch (:func:`~pointnormals.patching.even_samples`)
+   instead of fixed ranks: an evenly sampled piece of surface, not lines.
 2. **Centres** :math:`c_1, \dots, c_C`: farthest point sampling,
    :math:`C = \lceil \text{overlap} \cdot N / K \rceil`, plus extra centres until
    every point is in a patch. Isolated points (stray returns,
@@ -34,7 +37,9 @@ the model on batches of them:
    their planes, elsewhere it takes
    :data:`~pointnormals.refine.CLEAN_NEIGHBOURS` points
    (:func:`~pointnormals.refine.fit_settings`), and on scan lines at least
-   twice the ``k`` at which neighbourhoods span two directions.
+   twice the ``k`` at which neighbourhoods span two directions, in one pass, keeping
+   the model's normal where the neighbours still lie along lines
+   (:data:`~pointnormals.refine.LINE_SPAN`).
 
 Each step commutes with rotations, reflections, translations, uniform scaling and
 permutations of the input (farthest point sampling starts at an invariant point,
@@ -78,11 +83,18 @@ from pointnormals.patching import (
     blend,
     context_ranks,
     depth_weights,
+    even_samples,
     flat_patch_normals,
     plan_patches,
     surface_points,
 )
-from pointnormals.refine import fit_settings, refine_normals, roughness_is_noise
+from pointnormals.refine import (
+    FLAT_SPAN,
+    LINE_SPAN,
+    fit_settings,
+    refine_normals,
+    roughness_is_noise,
+)
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -162,6 +174,17 @@ noise the fit decides and the scale hardly matters; clean scans (16 points) keep
 scale 1."""
 
 
+SCAN_LINE_SCALE = 4
+"""On scan lines the context scale is at least ``k / SCAN_LINE_SCALE`` where ``k``
+nearest points first span two directions (:func:`~pointnormals.anisotropy.spread_points`,
+16-128), with the patches sampled evenly (:func:`~pointnormals.patching.even_samples`):
+up to scale 32, beyond the scales of training, but the evenly sampled patch looks like
+any piece of surface to the model. Measured on held-out meshes and synthetic shapes cut
+into 20, 40 and 100 lines (100k points, 0.05 % noise; RMSE after the plane fit): against
+``k / 16`` with ranks, ``k / 8`` with even samples is 1-44 % better on 12 of 15 clouds,
+``k / 4`` on 14 of 15 and better than ``k / 8`` on 11."""
+
+
 def choose_scale(surface: float, patch_points: int, factor: float = SURFACE_FACTOR) -> int:
     """The smallest context scale ``s`` of :data:`~pointnormals.patching.SCALES` with
     ``s * patch_points >= factor * surface`` (the largest when none is)."""
@@ -230,7 +253,8 @@ def predict_normals(
     if refine or chosen:
         surface = surface_points(pos, SCALES[-1] * patch_points, search=search, core=core)
     # scan lines: neighbourhoods need more points to span the surface's two directions
-    spread = spread_points(pos, search) if refine or chosen else CLEAN_SURFACE
+    lines = refine or n > patch_points
+    spread = spread_points(pos, search) if lines else CLEAN_SURFACE
     if chosen:
         scale = choose_scale(surface, patch_points)
         clean = choose_scale(CLEAN_SURFACE, patch_points)
@@ -238,7 +262,8 @@ def predict_normals(
         # heights across local (PCA) planes: they get the context of a clean surface
         if scale > clean and not roughness_is_noise(pos, None, search=search):
             scale = clean
-        scale = max(scale, min(SCALES[-1], spread // CLEAN_SURFACE))
+        if spread > CLEAN_SURFACE:  # scan lines: patches of evenly sampled surface
+            scale = max(scale, spread // SCAN_LINE_SCALE)
     with _mlps_in_own_dtype(model, dtype):
         if n <= patch_points:
             normals = model(pos, torch.zeros(n, dtype=torch.long, device=device))
@@ -246,15 +271,19 @@ def predict_normals(
         else:
             patches = plan_patches(pos, scale * patch_points, overlap, search=search, core=core)
             counted = partial(report, "predicting")
-            normals = _run_patches(model, pos, patches, patch_points, batch_points, counted)
+            even = spread > CLEAN_SURFACE  # scan lines: the model sees even samples
+            normals = _run_patches(model, pos, patches, patch_points, batch_points, counted, even)
     normals = normals.to(dtype)
     if refine:
         # sized by the heights across the model's planes (they follow thin parts and
         # creases more closely than PCA's)
         noise = roughness_is_noise(pos, normals, search=search)
         neighbours, width, passes = fit_settings(surface, noise)
-        if spread > CLEAN_SURFACE:  # scan lines: fit over several of them
-            neighbours = max(neighbours, 2 * spread)
+        span = FLAT_SPAN
+        if spread > CLEAN_SURFACE:  # scan lines: fit over several of them, keep the
+            # guide where the neighbours still lie along lines, and fit once (the lines
+            # read as noise; moving points onto planes across them smooths the surface)
+            neighbours, span, passes = max(neighbours, 2 * spread), LINE_SPAN, 1
         normals = refine_normals(
             pos,
             normals,
@@ -263,6 +292,7 @@ def predict_normals(
             passes=passes,
             search=search,
             progress=partial(report, "fitting planes"),
+            span=span,
         )
     return normals.to(points.device, points.dtype)
 
@@ -294,8 +324,12 @@ def _run_patches(
     patch_points: int,
     batch_points: int | None,
     progress: Callable[[int, int], None],
+    even: bool = False,
 ) -> Tensor:
     """Predict every patch (batched), spread to its unseen points, blend per point.
+
+    The model sees every patch's points at :func:`~pointnormals.patching.context_ranks`,
+    or with ``even`` its :func:`~pointnormals.patching.even_samples` (scan lines).
 
     The model calls run side by side on CPU threads (:func:`~pointnormals.parallel.thread_map`).
     """
@@ -323,7 +357,11 @@ def _run_patches(
         context = patches.context[start:stop]  # (B, K)
         local = pos[context] - centres.unsqueeze(1)  # (B, K, 3)
         batch = _repeat(b, seen, device)
-        visible = local[:, ranks].reshape(-1, 3)
+        if even and seen < k:
+            visible = local.gather(1, even_samples(local, seen).unsqueeze(-1).expand(-1, -1, 3))
+            visible = visible.reshape(-1, 3)
+        else:
+            visible = local[:, ranks].reshape(-1, 3)
         pred = model(visible, batch)  # (B * P, 3)
         pred = flat_patch_normals(visible.view(b, seen, 3), pred.view(b, seen, 3)).view(-1, 3)
         # every context point, then every attached outside point, takes the prediction

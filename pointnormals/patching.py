@@ -10,7 +10,9 @@ averaged over more surface, the detail it hides is lost anyway).
 
 Ranks by distance are invariant under rotations, reflections, translations, uniform
 scaling and permutations of the cloud, so the subset is too (up to exact distance
-ties), unlike a random subsample.
+ties), unlike a random subsample. On scan lines (dense along lines, sparse across) a
+subset by rank is lines too, which the network reads poorly; there inference takes
+:func:`even_samples` instead, a farthest point sampling of the :math:`K` points.
 
 >>> context_ranks(8, 8).tolist()
 [0, 1, 2, 3, 4, 5, 6, 7]
@@ -38,6 +40,7 @@ __all__ = [
     "blend",
     "context_ranks",
     "depth_weights",
+    "even_samples",
     "flat_patch_normals",
     "plan_patches",
     "spread_sample",
@@ -75,6 +78,37 @@ def context_ranks(context_points: int, patch_points: int) -> Tensor:
     if context_points < 1 or patch_points < 1:
         raise ValueError("context_ranks: sizes must be >= 1")
     return _ranks(int(context_points), int(patch_points)).clone()
+
+
+def even_samples(local: Tensor, patch_points: int) -> Tensor:
+    r"""The ``P`` points of every patch that the model sees on scan lines: farthest point
+    sampling of the patch's ``K`` points, sorted by rank.
+
+    On a cloud of scan lines a patch's points at fixed ranks (:func:`context_ranks`) lie
+    on the lines, as densely along them as the scan and as sparsely across; farthest
+    point sampling spreads them evenly over the patch, so that at a large enough context
+    scale (:func:`~pointnormals.inference.predict_normals` takes ``k / 4`` where ``k``
+    nearest points first span two directions) the model sees an ordinary, evenly sampled
+    piece of surface. On 40 and 100 lines across held-out meshes and synthetic shapes
+    (100k points) the network's normals and the plane fit after them improve by 5-40 %
+    over ranks at the old scale (``k / 16``).
+
+    The sampling starts at the patch's point farthest from its centroid
+    (:func:`~pointnormals.graph.farthest_point_sample`), so the chosen set commutes with
+    rotations, reflections, translations, scaling and permutations (up to exact ties).
+
+    Shapes:
+        local: ``(B, K, 3)`` every patch's points, nearest to its centre first →
+        ``(B, min(K, P))`` int64 indices into ``K``, increasing.
+    """
+    b, k = local.shape[:2]
+    if k <= patch_points:
+        return torch.arange(k, device=local.device).expand(b, k)
+    batch = torch.arange(b, device=local.device).repeat_interleave(k)
+    # (P + 1/2) / K: torch_cluster's rounding up gives P + 1 picks, of which the first P
+    pick = graph.farthest_point_sample(local.reshape(-1, 3), (patch_points + 0.5) / k, batch)
+    pick = pick.view(b, -1)[:, :patch_points] - k * torch.arange(b, device=local.device)[:, None]
+    return pick.sort(dim=1).values
 
 
 @dataclass(frozen=True)
