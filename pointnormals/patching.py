@@ -84,14 +84,13 @@ def even_samples(local: Tensor, patch_points: int) -> Tensor:
     r"""The ``P`` points of every patch that the model sees on scan lines: farthest point
     sampling of the patch's ``K`` points, sorted by rank.
 
-    On a cloud of scan lines a patch's points at fixed ranks (:func:`context_ranks`) lie
-    on the lines, as densely along them as the scan and as sparsely across; farthest
-    point sampling spreads them evenly over the patch, so that at a large enough context
-    scale (:func:`~pointnormals.inference.predict_normals` takes ``k / 4`` where ``k``
-    nearest points first span two directions) the model sees an ordinary, evenly sampled
-    piece of surface. On 40 and 100 lines across held-out meshes and synthetic shapes
-    (100k points) the network's normals and the plane fit after them improve by 5-40 %
-    over ranks at the old scale (``k / 16``).
+    On a cloud of scan lines a patch's points at fixed ranks (:func:`context_ranks`), a
+    random subset, lie on the lines in clumps: many close pairs along a line, which the
+    model's nearest-neighbour graphs join instead of reaching across to the next line.
+    Farthest point sampling spreads them evenly (no two much closer than the sampling's
+    spacing), and at a large enough context scale
+    (:data:`~pointnormals.inference.SCAN_LINE_SCALE`) the model then sees an ordinary,
+    evenly sampled piece of surface.
 
     The sampling starts at the patch's point farthest from its centroid
     (:func:`~pointnormals.graph.farthest_point_sample`), so the chosen set commutes with

@@ -19,7 +19,7 @@ from pointnormals.inference import (
     resolve_device,
 )
 from pointnormals.nn import save_model
-from pointnormals.patching import CLEAN_SURFACE, plan_patches
+from pointnormals.patching import CLEAN_SURFACE, even_samples, plan_patches
 from pointnormals.refine import CLEAN_NEIGHBOURS, refine_neighbours
 from pointnormals.testing import angle_deg, assert_equivariant, equivariance_errors
 
@@ -307,3 +307,31 @@ def test_more_coincident_points_than_a_patch_still_get_normals():
     normals = predict_normals(small_model(), pos, 256, scale=1)
     assert torch.isfinite(normals).all()
     torch.testing.assert_close(normals.norm(dim=-1), torch.ones(1600, dtype=pos.dtype))
+
+
+def test_scan_lines_are_seen_as_even_samples_of_larger_patches_and_stay_exact(monkeypatch):
+    """An ellipsoid cut into 20 lines (4k points: neighbourhoods span two directions at 32
+    points): scale 32 / 4 = 8 and the patches' farthest point samples, exact in the
+    default precision under rotations, reflections, translations and permutations."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1_000_000, 3, generator=g, dtype=torch.float64)
+    x = x / x.norm(dim=-1, keepdim=True) * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    z = x[:, 2] / (6.0 / 20)
+    pos = x[(z - z.round()).abs() < 0.002]
+    contexts = []
+
+    def spy(local, patch_points):
+        contexts.append(local.size(1))
+        return even_samples(local, patch_points)
+
+    monkeypatch.setattr(inference, "even_samples", spy)
+    model = small_model()
+
+    def predict(pos):
+        return predict_normals(model, pos, 256, batch_points=2048)
+
+    assert_equivariant(
+        predict, [pos], ["pos"], "normal", trials=2, dtypes=(torch.float64,),
+        tolerances={torch.float64: {"angle": 1e-3, "feature": 1e-9}},
+    )  # fmt: skip
+    assert contexts and set(contexts) == {8 * 256}

@@ -387,8 +387,9 @@ def test_shipped_checkpoint_is_not_misled_by_stray_points():
 
 @pytest.mark.slow
 def test_shipped_checkpoint_on_scan_lines(monkeypatch):
-    """Regression guard of the scan-line rule (measured, RMSE: 18.14° against 25.33°
-    without it, PCA k=30 21.56°; the demo shape cut into 25 lines, about 4k points)."""
+    """Regression guard of the scan-line rule (measured, RMSE: 17.43° against 25.33°
+    without it, PCA k=30 21.56°; the demo shape cut into 25 lines, about 4k points;
+    18.14° with ranks at scale k / 16 instead of even samples at k / 4)."""
     if not DEFAULT_CHECKPOINT.is_file():
         pytest.skip("no checkpoint in pointnormals/checkpoints/")
     from pointnormals import inference
@@ -402,7 +403,7 @@ def test_shipped_checkpoint_on_scan_lines(monkeypatch):
     pca = score_normals(api.estimate_normals(points, method="pca", k=30), truth)["rmse"]
     monkeypatch.setattr(inference, "spread_points", lambda pos, search=None: 16)
     before = score_normals(api.estimate_normals(points, device="cpu"), truth)["rmse"]
-    assert model < 19.0 and model < pca - 2 and model < before - 5
+    assert model < 18.0 and model < pca - 3 and model < before - 7
 
 
 @pytest.mark.slow

@@ -7,7 +7,13 @@ from functools import partial
 import torch
 
 from pointnormals import patching, refine
-from pointnormals.refine import fit_settings, height_spread, refine_neighbours, refine_normals
+from pointnormals.refine import (
+    LINE_SPAN,
+    fit_settings,
+    height_spread,
+    refine_neighbours,
+    refine_normals,
+)
 from pointnormals.testing import angle_deg, assert_equivariant
 
 
@@ -193,3 +199,21 @@ def test_neighbours_that_span_no_plane_keep_the_guide():
     refined = refine_normals(pos, guide, 32)
     assert torch.equal(refined[500:], guide[500:])
     assert bool(torch.isfinite(refined).all())
+
+
+def test_on_scan_lines_a_fit_along_one_line_keeps_the_guide():
+    """With ``span`` (:data:`LINE_SPAN` on scan lines) a neighbourhood that is nearly a
+    line, not exactly one, keeps the guide; the default fits its arbitrary plane."""
+    g = torch.Generator().manual_seed(0)
+    t = torch.rand(400, 1, generator=g, dtype=torch.float64)
+    line = t * torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)
+    line = line + 0.002 * torch.randn(400, 3, generator=g, dtype=torch.float64)  # a thick line
+    guide = torch.nn.functional.normalize(torch.tensor([[0.0, 0.3, 1.0]]).double(), dim=1)
+    guide = guide.expand(400, 3).contiguous()
+    assert torch.equal(refine_normals(line, guide, 32, span=LINE_SPAN), guide)
+    assert not torch.equal(refine_normals(line, guide, 32), guide)
+    plane, truth = noisy_sphere(2000, 0.0)  # a surface: the same fit either way
+    rough = perturbed(truth, 10.0)
+    assert torch.equal(
+        refine_normals(plane, rough, 32, span=LINE_SPAN), refine_normals(plane, rough, 32)
+    )
