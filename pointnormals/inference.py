@@ -254,8 +254,8 @@ def predict_normals(
     if refine or chosen:
         surface = surface_points(pos, SCALES[-1] * patch_points, search=search, core=core)
     # scan lines: neighbourhoods need more points to span the surface's two directions
-    lines = refine or n > patch_points
-    spread = spread_points(pos, search) if lines else CLEAN_SURFACE
+    measure = refine or n > patch_points
+    spread = spread_points(pos, search) if measure else CLEAN_SURFACE
     if chosen:
         scale = choose_scale(surface, patch_points)
         clean = choose_scale(CLEAN_SURFACE, patch_points)
