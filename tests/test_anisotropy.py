@@ -50,3 +50,20 @@ def test_noisy_scan_lines_are_found_by_their_share_of_single_lines(monkeypatch):
     assert spread_points(pos) == 32
     monkeypatch.setattr(anisotropy, "SPREAD_LOW", -1.0)  # the median alone misses them
     assert spread_points(pos) == 16
+
+
+def test_scan_lines_that_noise_hides_from_16_neighbours_are_found_as_k_grows(monkeypatch):
+    """20 lines with noise of 0.3 % of the diagonal (100k points): 16 neighbours look
+    two-dimensional, but the median ratio falls at 32-64 where a surface's grows."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1_000_000, 3, generator=g, dtype=torch.float64)
+    x = x / x.norm(dim=-1, keepdim=True) * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    z = x[:, 2] / (6.0 / 20)
+    pos = x[(z - z.round()).abs() < 0.05]
+    pos = pos + 0.022 * torch.randn(pos.shape, generator=g, dtype=torch.float64)
+    assert spread_points(pos) == SPREAD_REACH
+    surface = ellipsoid(100_000, seed=1)
+    surface = surface + 0.022 * torch.randn(surface.shape, generator=g, dtype=torch.float64)
+    assert spread_points(surface) == 16  # the same noise on a surface
+    monkeypatch.setattr(anisotropy, "SPREAD_GROWTH", -1.0)  # without the growth test
+    assert spread_points(pos) == 16
