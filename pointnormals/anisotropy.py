@@ -17,9 +17,11 @@ neighbourhoods span two directions at ``k`` when
 
 (:math:`Q_q`: the :math:`q`-quantile over the centres; :math:`\tau` = :data:`SPREAD`,
 :math:`q, \tau_q` = :data:`SPREAD_QUANTILE`, :data:`SPREAD_LOW`), and
-:func:`spread_points` is the smallest such ``k`` of 16, 32, 64, 128. Eigenvalue ratios
-are invariant under rotations, reflections, translations, uniform scaling and
-permutations.
+:func:`spread_points` is the smallest such ``k`` of 16, 32, 64, 128. Where 16 already
+spans two directions but the median falls as ``k`` grows to 32 or 64
+(:data:`SPREAD_GROWTH`; on a surface it grows), noise hides the lines from small
+neighbourhoods and the answer is 128. Eigenvalue ratios are invariant under rotations,
+reflections, translations, uniform scaling and permutations.
 
 Why both: noise along the lines lifts the median towards that of uniform samples, not
 the share of neighbourhoods that lie on a single line (ratio near 0), so the low
