@@ -72,7 +72,8 @@ SPREAD_GROWTH = 1.0
 r"""Noise-hidden scan lines: where 16 neighbours look two-dimensional but the median
 :math:`\lambda_2/\lambda_1` at 32 or 64 falls below this times its value at 16, the
 cloud is scan lines that noise hides from small neighbourhoods, and :func:`spread_points`
-returns :data:`SPREAD_REACH`. On a surface the ratio grows with ``k`` (sampling
+returns :data:`SPREAD_REACH` (judged on clouds of 1024 points or more, where 64
+neighbours are a small piece of the cloud). On a surface the ratio grows with ``k`` (sampling
 fluctuations average out): 1.05x and more on the 58 clouds of ``scripts/bench_accuracy.py``
 (noise up to 1.2 %, range scans) and the 127 ``modelnet40_mini`` shapes (thin legs and
 shelves included); 0.57-0.92x on 9 of 10 clouds of 20 and 40 lines with 0.3 % noise
@@ -110,8 +111,11 @@ def spread_points(
     # noise lifts the median, not the share of single lines
     if first >= threshold and float(torch.quantile(ratio, SPREAD_QUANTILE)) >= SPREAD_LOW:
         # two-dimensional at 16: a surface, or lines that noise hides from 16 neighbours
-        wider = [float(ratios(w).median()) for w in (2 * k, 4 * k) if w <= reach]
-        return reach if wider and min(wider) < SPREAD_GROWTH * first else k
+        # (told apart where 64 neighbours are at most a 16th of the cloud)
+        if pos.size(0) < 16 * 4 * k:
+            return k
+        wider = min(float(ratios(w).median()) for w in (2 * k, 4 * k))
+        return reach if wider < SPREAD_GROWTH * first else k
     while k < reach:
         k *= 2
         if float(ratios(k).median()) >= threshold:
