@@ -256,6 +256,7 @@ def predict_normals(
     # scan lines: neighbourhoods need more points to span the surface's two directions
     measure = refine or n > patch_points
     spread = spread_points(pos, search) if measure else CLEAN_SURFACE
+    lines = spread > CLEAN_SURFACE  # scan lines
     if chosen:
         scale = choose_scale(surface, patch_points)
         clean = choose_scale(CLEAN_SURFACE, patch_points)
@@ -263,7 +264,7 @@ def predict_normals(
         # heights across local (PCA) planes: they get the context of a clean surface
         if scale > clean and not roughness_is_noise(pos, None, search=search):
             scale = clean
-        if spread > CLEAN_SURFACE:  # scan lines: patches of evenly sampled surface
+        if lines:  # patches of evenly sampled surface
             scale = max(scale, spread // SCAN_LINE_SCALE)
     with _mlps_in_own_dtype(model, dtype):
         if n <= patch_points:
@@ -272,8 +273,8 @@ def predict_normals(
         else:
             patches = plan_patches(pos, scale * patch_points, overlap, search=search, core=core)
             counted = partial(report, "predicting")
-            even = spread > CLEAN_SURFACE  # scan lines: the model sees even samples
-            normals = _run_patches(model, pos, patches, patch_points, batch_points, counted, even)
+            # on scan lines the model sees even samples
+            normals = _run_patches(model, pos, patches, patch_points, batch_points, counted, lines)
     normals = normals.to(dtype)
     if refine:
         # sized by the heights across the model's planes (they follow thin parts and
@@ -281,7 +282,7 @@ def predict_normals(
         noise = roughness_is_noise(pos, normals, search=search)
         neighbours, width, passes = fit_settings(surface, noise)
         span = FLAT_SPAN
-        if spread > CLEAN_SURFACE:  # scan lines: fit over several of them, keep the
+        if lines:  # fit over several of them, keep the
             # guide where the neighbours still lie along lines, and fit once (the lines
             # read as noise; moving points onto planes across them smooths the surface)
             neighbours, span, passes = max(neighbours, 2 * spread), LINE_SPAN, 1

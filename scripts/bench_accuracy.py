@@ -144,7 +144,8 @@ def make_clouds(args: argparse.Namespace, cache_dir: str) -> list[Cloud]:
     shape_groups = [g for g in args.groups if g in NOISE or g in ("gradient", STRAYS, LINES)]
     for j, (name, sample) in enumerate(base_samples(args) if shape_groups else []):
         size = args.points[j % len(args.points)]
-        points, normals = sample(3 * size if "gradient" in shape_groups else size)
+        if set(shape_groups) - {LINES}:  # the scan lines sample on their own
+            points, normals = sample(3 * size if "gradient" in shape_groups else size)
         for g, group in enumerate(shape_groups):
             base = sample(round(size / LINE_SHARE)) if group == LINES else (points, normals)
             cloud = perturb(*base, group, size, seed=1000 * j + g)

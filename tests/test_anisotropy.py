@@ -62,6 +62,10 @@ def test_scan_lines_that_noise_hides_from_16_neighbours_are_found_as_k_grows(mon
     pos = x[(z - z.round()).abs() < 0.05]
     pos = pos + 0.022 * torch.randn(pos.shape, generator=g, dtype=torch.float64)
     assert spread_points(pos) == SPREAD_REACH
+    q = random_orthogonal(1, generator=g, dtype=torch.float64)[0]
+    q[:, 0] = -q[:, 0] if torch.linalg.det(q) > 0 else q[:, 0]  # a reflection
+    moved = pos[torch.randperm(pos.size(0), generator=g)] @ q.T * 0.01 + 1e3
+    assert spread_points(moved) == SPREAD_REACH  # the verdict is invariant
     surface = ellipsoid(100_000, seed=1)
     surface = surface + 0.022 * torch.randn(surface.shape, generator=g, dtype=torch.float64)
     assert spread_points(surface) == 16  # the same noise on a surface
