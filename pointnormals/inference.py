@@ -91,6 +91,7 @@ from pointnormals.patching import (
 from pointnormals.refine import (
     FLAT_SPAN,
     LINE_SPAN,
+    THICK,
     fit_settings,
     refine_normals,
     roughness_is_noise,
@@ -281,7 +282,7 @@ def predict_normals(
         # creases more closely than PCA's)
         noise = roughness_is_noise(pos, normals, search=search)
         neighbours, width, passes = fit_settings(surface, noise)
-        span = FLAT_SPAN
+        span, thick = FLAT_SPAN, None if noise else THICK
         if lines:  # fit over several of them, keep the
             # guide where the neighbours still lie along lines, and fit once (the lines
             # read as noise; moving points onto planes across them smooths the surface)
@@ -295,6 +296,7 @@ def predict_normals(
             search=search,
             progress=partial(report, "fitting planes"),
             span=span,
+            thick=thick,
         )
     return normals.to(points.device, points.dtype)
 
