@@ -10,7 +10,9 @@ linearly from 1 to 0.1 along a random direction); opt-in, ``strays 1%``: 0.125 %
 and 1 % more points uniform in 1.5x the bounding box (dust, echoes; scored on the
 surface points); opt-in, ``scan lines``: a line scanner's sampling (mobile or airborne
 LiDAR), the points within 1/40 of a spacing of 40 parallel planes across a random
-direction (about 30 point spacings apart, one or two points wide), with 0.05 % noise.
+direction (about 30 point spacings apart, one or two points wide), with 0.05 % noise;
+opt-in, ``merged scans``: two range scans of every held-out mesh merged with the second
+0.4 % of the diagonal out of register (two sheets where they overlap).
 Held-out meshes are also scanned
 (``range scan``: two random viewpoints each, a grid of rays,
 :func:`~pointnormals.data.range_scan.range_scan`, with Gaussian noise of 0.05 % of the
@@ -50,6 +52,7 @@ import torch
 
 from pointnormals import api, inference, o3d
 from pointnormals.data import dense
+from pointnormals.data.mesh import Mesh
 from pointnormals.data.range_scan import range_scan
 from pointnormals.data.synthetic import generate_shape
 from pointnormals.geometry import angle_deg, normalize_cloud
@@ -63,6 +66,8 @@ STRAY_SHARE, STRAY_NOISE, STRAY_BOX = 0.01, 0.00125, 1.5  # of the points, diago
 LINES = "scan lines"  # opt-in (--groups): 40 lines across a random direction, 0.05 % noise
 LINE_COUNT, LINE_SHARE = 40, 0.05  # lines across the shape; band width ÷ line spacing
 SCAN_NOISE, SCAN_VIEWS = 0.0005, 2  # along the ray, fraction of the diagonal; views per mesh
+MERGED = "merged scans"  # opt-in (--groups): two range scans, the second out of register
+MERGE_SHIFT = 0.004  # the second scan's offset, fraction of the diagonal
 SOURCES = ("synthetic", "meshes", "modelnet40")
 PCA_KS, QUICK_KS = (10, 20, 30, 50, 100, 200, 400), (10, 30, 100)
 # SyntheticShapes' test split key (2) at indices from 1000 on: training uses the train
@@ -153,6 +158,8 @@ def make_clouds(args: argparse.Namespace, cache_dir: str) -> list[Cloud]:
             clouds.append(cloud)
     if "meshes" in args.sources and "range scan" in args.groups:
         clouds += range_scans(args)
+    if "meshes" in args.sources and MERGED in args.groups:
+        clouds += merged_scans(args)
     if "modelnet40" in args.sources and "modelnet40 10k" in args.groups:
         from pointnormals.data.modelnet import ModelNet40
 
@@ -179,14 +186,41 @@ def range_scans(args: argparse.Namespace) -> list[Cloud]:
     clouds = []
     for j, stem in enumerate(names[: -(-wanted // SCAN_VIEWS)]):
         mesh = o3d.read_triangle_mesh(meshes / f"{stem}.obj")
-        sigma = SCAN_NOISE * np.linalg.norm(np.ptp(mesh.vertices, axis=0))
         for view in range(min(SCAN_VIEWS, wanted - len(clouds))):
             rng = np.random.default_rng([j, view])
             size = args.points[len(clouds) % len(args.points)]
-            points, normals, rays = range_scan(mesh, size, rng.normal(size=3))
-            points = points + sigma * rng.normal(size=(len(points), 1)) * rays
+            points, normals = noisy_scan(mesh, size, rng)
             clouds.append(Cloud(f"scan/{stem}-{view}", "range scan", points, normals))
     return clouds
+
+
+def merged_scans(args: argparse.Namespace) -> list[Cloud]:
+    """Every held-out mesh scanned from two random viewpoints (half the size each) and
+    merged with the second scan :data:`MERGE_SHIFT` of the diagonal out of register, in a
+    random direction: where they overlap, two sheets."""
+    meshes = SHARED / "meshes"
+    names = dense.mesh_names(meshes, heldout=True)[: args.limit or None]
+    if not names:
+        print(f"skipped: {MERGED} ({meshes.resolve()} absent)")
+    clouds = []
+    for j, stem in enumerate(names):
+        mesh = o3d.read_triangle_mesh(meshes / f"{stem}.obj")
+        rng = np.random.default_rng([j, SCAN_VIEWS])  # other views than the range scans'
+        size = args.points[j % len(args.points)]
+        first, second = (noisy_scan(mesh, size // 2, rng) for _ in range(2))
+        shift = MERGE_SHIFT * np.linalg.norm(np.ptp(mesh.vertices, axis=0))
+        points = np.concatenate([first[0], second[0] + shift * _unit(rng.normal(size=3))])
+        normals = np.concatenate([first[1], second[1]])
+        clouds.append(Cloud(f"merged/{stem}", MERGED, points, normals))
+    return clouds
+
+
+def noisy_scan(mesh: Mesh, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A range scan of about ``size`` points from a random viewpoint, Gaussian noise of
+    :data:`SCAN_NOISE` of the diagonal along the rays: ``(points, normals)``."""
+    sigma = SCAN_NOISE * np.linalg.norm(np.ptp(mesh.vertices, axis=0))
+    points, normals, rays = range_scan(mesh, size, rng.normal(size=3))
+    return points + sigma * rng.normal(size=(len(points), 1)) * rays, normals
 
 
 def scores(pred: np.ndarray, truth: np.ndarray, seconds: float) -> dict[str, float]:
@@ -336,7 +370,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--groups",
         type=_names,
         default=list(GROUPS),
-        help=(", ".join(GROUPS) + f"; opt-in: {STRAYS}, {LINES}").replace("%", "%%"),
+        help=(", ".join(GROUPS) + f"; opt-in: {STRAYS}, {LINES}, {MERGED}").replace("%", "%%"),
     )
     p.add_argument("--sources", type=_names, default=list(SOURCES), help=", ".join(SOURCES))
     p.add_argument("--synthetic", type=int, default=4, help="synthetic shapes")
@@ -349,7 +383,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--csv", type=Path, default=None, help="per (cloud, method) rows")
     args = p.parse_args(argv)
     for option, chosen, known in (
-        ("--groups", args.groups, (*GROUPS, STRAYS, LINES)),
+        ("--groups", args.groups, (*GROUPS, STRAYS, LINES, MERGED)),
         ("--sources", args.sources, SOURCES),
     ):
         if unknown := set(chosen) - set(known):

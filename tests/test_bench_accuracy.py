@@ -59,11 +59,12 @@ def test_synthetic_quick(tmp_path):
 
 @pytest.mark.slow
 def test_shared_sources_quick(tmp_path):
-    """Held-out meshes and the ModelNet40 test split, when ``../shared`` is present."""
+    """Held-out meshes (range scans, merged scans) and the ModelNet40 test split, when
+    ``../shared`` is present."""
     shared = REPO.parent / "shared" / "data"
     if not (shared / "meshes").is_dir() or not (shared / "modelnet40_mini").is_dir():
         pytest.skip(f"{shared} not present")
-    groups = ("clean", "range scan", "modelnet40 10k")
+    groups = ("clean", "range scan", "modelnet40 10k", "merged scans")
     stdout, markdown = _run(
         tmp_path, "--sources", "meshes,modelnet40", "--groups", ",".join(groups)
     )
@@ -71,6 +72,8 @@ def test_shared_sources_quick(tmp_path):
         rmse = _group_rmse(markdown, group)
         assert rmse["PCA oracle"] <= rmse["PCA k=30"]
     assert re.search(r"^scan/\S+-0 \[range scan\] 2\d,\d{3} pts", stdout, flags=re.M), stdout
+    # two scans of half the size each
+    assert re.search(r"^merged/\S+ \[merged scans\] [12]\d,\d{3} pts", stdout, flags=re.M)
 
 
 def test_unknown_group_is_a_usage_error():
