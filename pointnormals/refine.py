@@ -134,7 +134,7 @@ gradients 0.825 → 0.835; clean, range scans and the noisy groups, which fit wi
 9.30° → 7.97°, PCA k=30 8.52°). With the shipped model's normals as guides, on two
 range scans of each held-out mesh merged 0.2 / 0.4 / 0.8 % of the diagonal out of
 register: 1.082 → 0.961 at 0.2, 0.984 at 0.3, 1.006 at 0.4 (spot at 0.4 %: 9.94° →
-6.18°); on the 30k-point benchmark clouds 0.892 → 0.883 at 0.2 and 0.3."""
+6.18°); on the 30k-point benchmark clouds 0.892 → 0.883 at 0.2, 0.884 at 0.3."""
 
 NARROW_WIDTH = 0.5
 r"""``c`` of the second fit of a thick neighbourhood (:data:`THICK`): a slab a quarter as

@@ -13,7 +13,7 @@ from conftest import two_clouds, variant_model
 from pointnormals import graph
 from pointnormals.frames import LearnedFrames
 from pointnormals.geometry import symmetric_eigh
-from pointnormals.refine import refine_normals
+from pointnormals.refine import THICK, refine_normals
 from pointnormals.testing import assert_equivariant
 
 pytestmark = pytest.mark.cuda
@@ -73,14 +73,16 @@ def test_predict_on_gpu_matches_cpu_with_patches_beyond_the_cuda_knn_limit():
 
 def test_plane_fit_on_gpu_matches_the_cpu():
     """:func:`~pointnormals.refine.refine_normals` on CUDA (the KD-tree's neighbours
-    moved to the GPU, batched ``eigh``) gives the CPU's normals."""
+    moved to the GPU, batched ``eigh``) gives the CPU's normals, also with the narrow
+    refit of thick fits (:data:`~pointnormals.refine.THICK`)."""
     g = torch.Generator().manual_seed(0)
     normals = torch.nn.functional.normalize(torch.randn(4000, 3, generator=g).double(), dim=1)
     pos = normals + 0.02 * torch.randn(4000, 3, generator=g).double()
     guide = torch.nn.functional.normalize(normals + 0.2 * torch.randn(4000, 3).double(), dim=1)
-    cpu = refine_normals(pos, guide, 48)
-    gpu = refine_normals(pos.to(CUDA), guide.to(CUDA), 48).cpu()
-    torch.testing.assert_close(gpu, cpu, atol=1e-9, rtol=0)
+    for k, thick in ((48, None), (16, THICK)):
+        cpu = refine_normals(pos, guide, k, thick=thick)
+        gpu = refine_normals(pos.to(CUDA), guide.to(CUDA), k, thick=thick).cpu()
+        torch.testing.assert_close(gpu, cpu, atol=1e-9, rtol=0)
 
 
 def test_eigh_of_a_stack_beyond_the_cusolver_batch_limit():
