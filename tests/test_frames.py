@@ -114,7 +114,13 @@ def test_pca_frames_follow_reflections_on_saddles(cloud):
     """
     pos = _smooth_surfaces()[cloud]
     tolerances = {F64: {"feature": 1e-9}, torch.float32: {"feature": 2e-3}}
-    assert_equivariant(PCAFrames(k=16), [pos], ["pos"], "frames", tolerances=tolerances, trials=6)
+    # float32: a sign decision near its tie can flip with rounding, which ones depends on
+    # the CPU (an AVX2 EPYC flips a frame in one trial, AVX-512 none); predict.py takes
+    # frames in float64
+    share = {torch.float32: 0.02}
+    assert_equivariant(
+        PCAFrames(k=16), [pos], ["pos"], "frames", tolerances=tolerances, trials=6, share=share
+    )
 
 
 def test_pca_frames_near_flat_saddle_float64():
@@ -164,6 +170,27 @@ def test_identity_frames_fail_the_same_check():
     pos = torch.rand(100, 3)
     errors = equivariance_errors(IdentityFrames(), [pos], ["pos"], "frames", trials=2)
     assert min(t.error for t in errors) > 0.1
+    # a share of nodes allowed off (float32 near-ties) does not let them through
+    share = {torch.float32: 0.05, F64: 0.05}
+    errors = equivariance_errors(IdentityFrames(), [pos], ["pos"], "frames", share=share)
+    assert min(t.error for t in errors) > 0.1
+
+
+def test_a_share_of_nodes_off_is_forgiven_only_up_to_that_share():
+    """PCA frames with one node's frame fixed to the identity (not following the cloud,
+    like a flipped near-tie): the maximum sees it, the 0.98 quantile of 100 nodes does
+    not, the 0.995 quantile does."""
+
+    def one_off(pos: torch.Tensor) -> torch.Tensor:
+        frames = PCAFrames(k=16)(pos).matrices.clone()
+        frames[0] = torch.eye(3, dtype=pos.dtype)
+        return frames
+
+    pos = _smooth_surfaces()["bumpy"][:100]
+    kwargs = dict(dtypes=[F64], trials=2, permute=False)
+    worst = [equivariance_errors(one_off, [pos], ["pos"], "frames", share=s, **kwargs)
+             for s in (None, {F64: 0.02}, {F64: 0.005})]  # fmt: skip
+    assert [max(t.error for t in w) > 0.1 for w in worst] == [True, False, True]
 
 
 def test_learned_frames_are_trainable_and_scale_invariant():

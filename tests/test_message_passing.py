@@ -79,9 +79,13 @@ def test_bipartite_layer_with_learned_frames_is_equivariant():
     x, pos, _, _ = _inputs(n=120)
     reps_out = TensorReps("8x0n+2x1n+1x2p")
     tolerances = {torch.float64: {"feature": 1e-9}, torch.float32: {"feature": 1e-3}}
+    # float32: sampling, ball membership and frame signs near their ties can flip with
+    # rounding, which ones depends on the CPU (an AVX2 EPYC: 2 of 4 trials, AVX-512: none)
+    share = {torch.float32: 0.05}
     assert_equivariant(
-        SetAbstraction(), [x, pos], [MIXED, "pos"], reps_out, permute=False, tolerances=tolerances
-    )
+        SetAbstraction(), [x, pos], [MIXED, "pos"], reps_out, permute=False,
+        tolerances=tolerances, share=share,
+    )  # fmt: skip
 
 
 def test_features_must_match_reps_in():
