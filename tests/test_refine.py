@@ -141,15 +141,16 @@ def test_two_sheets_in_one_slab_fit_again_narrower_or_keep_the_guide():
 
 def test_the_thick_fit_is_o3_equivariant():
     """The narrow refit runs (the result differs from one fit) and is equivariant under
-    rotations and reflections, translations and permutations in float64, the precision
-    ``predict_normals`` fits in (measured 2e-12°). Its test is a threshold, a discrete
-    decision like a neighbour search: in float32 rounding can flip it (measured: a
-    normal turned 2.7° in one of 4 trials)."""
+    rotations and reflections, translations and permutations: exactly in float64, the
+    precision ``predict_normals`` fits in (measured 2e-12°). Its test is a threshold, a
+    discrete decision like a neighbour search, which float32 rounding can flip (measured:
+    a normal turned 2.7° in one of 4 trials), so in float32 all but 0.5 % of the points."""
     pos, truth = plane_sheets(3000, 0.04, 0.001)
     guide = perturbed(truth, 10.0)
     fit = partial(refine_normals, neighbours=16, thick=THICK)
     assert not torch.equal(fit(pos, guide), refine_normals(pos, guide, 16))
-    assert_equivariant(fit, [pos, guide], ["pos", "normal"], "normal", dtypes=(torch.float64,))
+    share = {torch.float32: 0.005}
+    assert_equivariant(fit, [pos, guide], ["pos", "normal"], "normal", share=share)
 
 
 def test_the_fit_widens_and_repeats_only_where_the_heights_look_like_noise():
