@@ -282,7 +282,8 @@ def predict_normals(
         # creases more closely than PCA's)
         noise = roughness_is_noise(pos, normals, search=search)
         neighbours, width, passes = fit_settings(surface, noise)
-        span, thick = FLAT_SPAN, None if noise else THICK
+        span = FLAT_SPAN
+        thick = None if noise else THICK  # clean fits: two sheets in a slab fit narrower
         if lines:  # fit over several of them, keep the
             # guide where the neighbours still lie along lines, and fit once (the lines
             # read as noise; moving points onto planes across them smooths the surface)
@@ -361,11 +362,11 @@ def _run_patches(
         context = patches.context[start:stop]  # (B, K)
         local = pos[context] - centres.unsqueeze(1)  # (B, K, 3)
         batch = _repeat(b, seen, device)
-        if even and seen < k:
-            visible = local.gather(1, even_samples(local, seen).unsqueeze(-1).expand(-1, -1, 3))
-            visible = visible.reshape(-1, 3)
+        if even:  # (every point where the context is no larger than the patch)
+            visible = local.take_along_dim(even_samples(local, seen).unsqueeze(-1), dim=1)
         else:
-            visible = local[:, ranks].reshape(-1, 3)
+            visible = local[:, ranks]
+        visible = visible.reshape(-1, 3)  # (B * P, 3)
         pred = model(visible, batch)  # (B * P, 3)
         pred = flat_patch_normals(visible.view(b, seen, 3), pred.view(b, seen, 3)).view(-1, 3)
         # every context point, then every attached outside point, takes the prediction
