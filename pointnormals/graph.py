@@ -9,6 +9,7 @@ neighbours ``j`` (sources), ``edge_index[1]`` the receivers ``i`` (targets).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,7 @@ __all__ = [
     "knn_graph",
     "radius",
     "rank_by_distance",
+    "tie_key",
 ]
 
 
@@ -117,6 +119,13 @@ def knn(
 ) -> Tensor:
     """The ``k`` nearest source points of every destination point (bipartite).
 
+    In float64, distance ties follow :func:`tie_key`'s rule, so the chosen sets commute
+    with rotations, reflections and translations even on quantised coordinates: ``k + 1``
+    candidates are queried, ordered by (:func:`tie_key` of the distance, of the source's
+    distance to the origin, source index) and cut to ``k`` (:func:`_cut_with_ties`); a
+    receiver whose ``k``-th and last candidates tie is queried again, twice as wide.
+    Other dtypes keep torch_cluster's answer.
+
     Args:
         pos_src: source points, ``(N, d)``.
         pos_dst: destination points, ``(M, d)``.
@@ -126,14 +135,166 @@ def knn(
 
     Returns:
         ``edge_index`` of shape ``(2, E)``: row 0 indexes ``pos_src`` (j), row 1
-        indexes ``pos_dst`` (i).
+        indexes ``pos_dst`` (i), grouped by receiver (ascending).
     """
+    if pos_src.dtype != torch.float64:
+        return _knn_query(pos_src, pos_dst, k, batch_src, batch_dst)
+    num_dst, sq_norm = pos_dst.size(0), pos_src.pow(2).sum(-1)
+    edge_index = _knn_query(pos_src, pos_dst, k + 1, batch_src, batch_dst)
+    if num_dst == 0 or edge_index.size(1) != (k + 1) * num_dst:  # a cloud of <= k points
+        edge_index = _knn_query(pos_src, pos_dst, k + TIE_MARGIN, batch_src, batch_dst)
+        return _nearest_with_ties(edge_index, pos_src, pos_dst, k)
+    if batch_src is None:
+        batch_src = torch.zeros(pos_src.size(0), dtype=torch.long, device=pos_src.device)
+        batch_dst = torch.zeros(num_dst, dtype=torch.long, device=pos_src.device)
+    sizes = torch.bincount(batch_src)
+
+    def widen(queries: Tensor, width: int) -> tuple[Tensor, Tensor, Tensor] | None:
+        # the others already hold their whole cloud (width // 2 candidates)
+        keep = (sizes[batch_dst[queries]] > width // 2).nonzero().squeeze(1)
+        if keep.numel() == 0:
+            return None
+        dst = queries[keep]
+        width = min(width, int(sizes[batch_dst[dst]].min()))
+        src = _knn_query(pos_src, pos_dst[dst], width, batch_src, batch_dst[dst])[0]
+        src = src.view(-1, width)
+        return keep, src, _sq_dist(pos_src, src, pos_dst[dst].unsqueeze(1))
+
+    src = edge_index[0].view(num_dst, k + 1)
+    src = _cut_with_ties(src, _sq_dist(pos_src, src, pos_dst.unsqueeze(1)), sq_norm, k, widen)
+    dst = torch.arange(num_dst, device=src.device).repeat_interleave(k)
+    return torch.stack([src.reshape(-1), dst], dim=0)
+
+
+def _knn_query(
+    pos_src: Tensor, pos_dst: Tensor, k: int, batch_src: Tensor | None, batch_dst: Tensor | None
+) -> Tensor:
+    """torch_cluster's kNN (``edge_index``, grouped by receiver, any order inside a
+    group), or :func:`knn_dense` where its CUDA kernel cannot take ``k``."""
     if pos_dst.is_cuda and k > CUDA_KNN_MAX_K:
         if batch_src is not None or batch_dst is not None:
             raise ValueError(f"knn: k={k} > {CUDA_KNN_MAX_K} on CUDA needs batch=None")
         return knn_dense(pos_src, pos_dst, k)
     dst, src = torch_cluster.knn(pos_src, pos_dst, k, batch_src, batch_dst)
     return torch.stack([src, dst], dim=0)
+
+
+TIE_BITS = 32
+""":func:`tie_key` drops this many low bits of a float64 squared distance: values that
+differ by less than about 2^-20 (1e-6) of themselves fall in one bucket."""
+
+TIE_MARGIN = 8
+"""Extra candidates :func:`knn` queries in float64 where a batch holds a cloud of at most
+``k`` points (no fixed layout to widen row by row), so that a group of tied distances at
+the ``k``-th place is seen whole before the cut."""
+
+
+def tie_key(sq_dist: Tensor) -> Tensor:
+    r"""Sort keys of squared distances that rotations cannot reorder: float64 → ``int64``.
+
+    On quantised coordinates (a 1 mm grid, ModelNet40's 4 decimals) many distances are
+    exactly equal. Rotate the cloud and rounding (about 1e-14 of a squared distance)
+    breaks every such tie at random, so neighbour cuts and farthest-point picks change.
+    The key is the float64 bit pattern (monotone for values ``>= 0``) rounded to its
+    :data:`TIE_BITS` lowest bits: equal values, and values within ~1e-6 of each other,
+    share a key, and a tie broken by rounding stays one unless it straddles a bucket
+    edge (a chance of about 1e-14 / 1e-6 per tie). Rounded, not truncated: short binary
+    fractions (0.25, 1.5 ...), common squared distances on a grid, sit at the middle of
+    a bucket instead of at an edge that one ulp less would cross. Callers break the
+    remaining ties by an invariant key, then by index. Other dtypes are returned
+    unchanged (float32 decisions are not exact under rotation anyway).
+
+    Shapes:
+        sq_dist: any shape, values ``>= 0`` → the same shape.
+
+    >>> tie_key(torch.tensor([1.0, 1.0 + 1e-12, 1.0 - 1e-15, 1.0 + 1e-3], dtype=torch.float64))
+    tensor([1072693248, 1072693248, 1072693248, 1072694297])
+    """
+    if sq_dist.dtype != torch.float64:
+        return sq_dist
+    return (sq_dist.view(torch.int64) + (1 << (TIE_BITS - 1))) >> TIE_BITS  # rounded
+
+
+def _nearest_with_ties(edge_index: Tensor, pos_src: Tensor, pos_dst: Tensor, k: int) -> Tensor:
+    """The ``k`` first edges of every receiver in :func:`_tie_order`, grouped by receiver."""
+    src, dst = edge_index
+    sq_norm = pos_src.pow(2).sum(-1)
+    num_dst = pos_dst.size(0)
+    width = src.numel() // max(num_dst, 1)
+    if num_dst and width * num_dst == src.numel():  # the same count per receiver, grouped
+        rows = src.view(num_dst, width)
+        order = _tie_order(rows, _sq_dist(pos_src, rows, pos_dst.unsqueeze(1)), sq_norm)
+        order = order[:, :k] + width * torch.arange(num_dst, device=src.device).unsqueeze(1)
+        return edge_index.index_select(1, order.reshape(-1))
+    dist = _sq_dist(pos_src, src, pos_dst.index_select(0, dst))
+    key = (tie_key(dist) << 31) | tie_key(sq_norm)[src]
+    order = torch.sort(src, stable=True).indices
+    order = order[torch.sort(key[order], stable=True).indices]
+    order, rank = _group_by_receiver(dst, order, num_dst)
+    return edge_index[:, order[rank < k]]
+
+
+def _cut_with_ties(
+    rows: Tensor,
+    sq_dist: Tensor,
+    sq_norm: Tensor,
+    k: int,
+    widen: Callable[[Tensor, int], tuple[Tensor, Tensor, Tensor] | None],
+) -> Tensor:
+    """The first ``k`` of every row's candidates in :func:`_tie_order`.
+
+    ``rows`` must hold the ``W`` nearest points of each query (exact distances, any
+    order). Where the ``k``-th and the ``W``-th share a :func:`tie_key`, points beyond
+    the ``W``-th may tie too: ``widen(queries, 2 W)`` (row positions) returns the
+    positions into ``queries`` of those that have more points, their wider candidates
+    ``(S, W')`` and squared distances, or ``None``; the cut repeats on them.
+
+    Shapes:
+        rows, sq_dist: ``(M, W)``; sq_norm: ``(N,)`` → ``(M, min(k, W))``, nearest first.
+    """
+    order = _tie_order(rows, sq_dist, sq_norm)
+    rows = rows.gather(1, order)
+    width = rows.size(1)
+    if width > k:
+        edge = tie_key(sq_dist.gather(1, order[:, [k - 1, width - 1]]))
+        straddle = (edge[:, 0] == edge[:, 1]).nonzero().squeeze(1)
+        more = widen(straddle, 2 * width) if straddle.numel() else None
+        if more is not None:
+            keep, wide_rows, wide_sq = more
+            sub = straddle[keep]
+
+            def widen_sub(queries: Tensor, width: int):
+                return widen(sub[queries], width)
+
+            rows[sub, :k] = _cut_with_ties(wide_rows, wide_sq, sq_norm, k, widen_sub)
+    return rows[:, :k]
+
+
+def _sq_dist(pos: Tensor, index: Tensor, centres: Tensor) -> Tensor:
+    """``|pos[index] - centres|²`` coordinate by coordinate (3× faster than gathering
+    ``(..., 3)`` rows). Shapes: pos ``(N, d)``, index any shape ``S``, centres
+    broadcastable to ``S + (d,)`` → ``S``."""
+    out = None
+    for axis, column in enumerate(pos.t().contiguous()):
+        diff = column.take(index) - centres[..., axis]
+        out = diff * diff if out is None else out.addcmul_(diff, diff)
+    return out
+
+
+def _tie_order(index: Tensor, sq_dist: Tensor, sq_norm: Tensor) -> Tensor:
+    """Candidates ordered by (:func:`tie_key` of the squared distance, :func:`tie_key` of
+    the candidate's squared norm, candidate index): an order that rotations about the
+    origin and reflections do not change, nor translations of a centred cloud. Both keys
+    fit 31 bits (float64 values ``>= 0``), so they pack into one int64.
+
+    Shapes:
+        index: ``(M, W)`` candidates of every query (distinct in a row), sq_dist:
+        ``(M, W)`` float64, sq_norm: ``(N,)`` of every point → ``(M, W)`` positions into
+        each row, nearest first.
+    """
+    key = (tie_key(sq_dist) << 31) | tie_key(sq_norm).take(index)
+    by_index = index.argsort(dim=1)
+    return by_index.gather(1, key.gather(1, by_index).argsort(dim=1, stable=True))
 
 
 CUDA_KNN_MAX_K = 100
@@ -181,6 +342,7 @@ class PatchSearch:
         self.pos = pos
         self._tree = cKDTree(pos.detach().cpu().double().numpy())
         self._nearest: Tensor | None = None
+        self._sq_norm: Tensor | None = None  # float64 clouds: every point's, for ties
 
     @property
     def order(self) -> Tensor:
@@ -212,17 +374,46 @@ class PatchSearch:
         return self.query(self.pos[index], k)
 
     def query(self, centres: Tensor, k: int) -> Tensor:
-        """Indices ``(C, k)`` of the ``k`` points nearest to each of ``centres`` ``(C, 3)``."""
-        k = min(k, self.pos.size(0))
-        _, index = self._tree.query(
-            centres.detach().cpu().double().numpy(), k=k, workers=torch.get_num_threads()
-        )
-        index = torch.from_numpy(index.reshape(len(centres), k))
-        return index.to(device=self.pos.device, dtype=torch.long)
+        """Indices ``(C, k)`` of the ``k`` points nearest to each of ``centres`` ``(C, 3)``.
+
+        A float64 cloud's ties follow :func:`knn`'s rule (``k + 1`` candidates ordered
+        by :func:`tie_key`, then distance to the origin, then index; queried wider where
+        the cut falls inside a tie), so on quantised coordinates the ranks commute with
+        rotations, reflections and translations of a centred cloud."""
+        n = self.pos.size(0)
+        k = min(k, n)
+        query = centres.detach().cpu().double()
+        if self.pos.dtype != torch.float64:
+            return self._nearest_index(query, k).to(device=self.pos.device)
+        if self._sq_norm is None:
+            self._sq_norm = torch.from_numpy(self._tree.data).pow(2).sum(-1)
+
+        def widen(queries: Tensor, width: int) -> tuple[Tensor, Tensor, Tensor] | None:
+            if width // 2 >= n:  # every point is a candidate already
+                return None
+            every = torch.arange(queries.numel())
+            return every, *self._candidates(query[queries], min(width, n))
+
+        index = _cut_with_ties(*self._candidates(query, min(k + 1, n)), self._sq_norm, k, widen)
+        return index.to(device=self.pos.device)
+
+    def _nearest_index(self, query: Tensor, k: int) -> Tensor:
+        """The ``k`` nearest points ``(C, k)`` (int64, CPU) of float64 CPU ``query``
+        ``(C, 3)``, nearest first (exact ties in the tree's order)."""
+        _, index = self._tree.query(query.numpy(), k=k, workers=torch.get_num_threads())
+        return torch.from_numpy(index.reshape(len(query), k))
+
+    def _candidates(self, query: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        """:meth:`_nearest_index` and the squared distances ``(C, k)``."""
+        index = self._nearest_index(query, k)
+        return index, _sq_dist(torch.from_numpy(self._tree.data), index, query.unsqueeze(1))
 
 
 def knn_graph(pos: Tensor, k: int, batch: Tensor | None = None, loop: bool = False) -> Tensor:
-    """The kNN graph of one (batched) cloud; ``edge_index`` ``(2, N*k)``, j → i."""
+    """The kNN graph of one (batched) cloud; ``edge_index`` ``(2, N*k)``, j → i. With
+    self-loops in float64 it is :func:`knn` of the cloud to itself (its tie rule)."""
+    if loop and pos.dtype == torch.float64:
+        return knn(pos, pos, k, batch, batch)
     return torch_cluster.knn_graph(pos, k, batch, loop=loop, flow="source_to_target")
 
 
@@ -241,10 +432,10 @@ def radius(
     dropped: the same edges as every source within ``r`` cut to the nearest ones, in
     memory ``O(M k)``. (``torch_cluster.radius`` would keep the *first*
     ``max_num_neighbors`` points in memory order, which depends on the input
-    permutation; asked for all of them it sizes its CUDA output ``M × N``.) Exact
-    distance ties at the cap are the only order-dependent case. Where the CUDA kNN cannot
-    take ``k`` (batched, ``k >`` :data:`CUDA_KNN_MAX_K`), every source within ``r`` is
-    queried and the nearest kept.
+    permutation; asked for all of them it sizes its CUDA output ``M × N``.) Ties at the
+    cap and on the sphere follow :func:`knn`'s rule (:func:`tie_key`). Where the CUDA kNN
+    cannot take ``k`` (batched, ``k >`` :data:`CUDA_KNN_MAX_K`), every source within
+    ``r`` is queried and the nearest kept.
 
     Returns:
         ``edge_index`` ``(2, E)``, row 0 indexes ``pos_src``, row 1 ``pos_dst``.
@@ -256,12 +447,14 @@ def radius(
             pos_src, pos_dst, r, batch_src, batch_dst, max_num_neighbors=pos_src.size(0)
         )
         edge_index, fixed = torch.stack([src, dst]), False
+        if pos_src.dtype == torch.float64:  # memory order → knn's tie order
+            edge_index = _nearest_with_ties(edge_index, pos_src, pos_dst, k)
     else:  # candidates: the k nearest (exactly k per receiver unless a cloud is smaller)
         edge_index = knn(pos_src, pos_dst, k, batch_src, batch_dst)
         fixed = edge_index.size(1) == k * pos_dst.size(0)
     src, dst = edge_index
-    dist = (pos_src[src] - pos_dst[dst]).pow(2).sum(-1)
-    if fixed:  # k per receiver, grouped: sort each row
+    dist = tie_key((pos_src[src] - pos_dst[dst]).pow(2).sum(-1))
+    if fixed:  # k per receiver, grouped: sort each row (stable: knn's order of ties)
         dist, order = torch.sort(dist.view(-1, k), dim=1, stable=True)
         order = (order + k * torch.arange(order.size(0), device=order.device)[:, None]).view(-1)
         dist = dist.view(-1)
@@ -269,7 +462,8 @@ def radius(
         order, rank = rank_by_distance(dst, dist, pos_dst.size(0))
         order = order[rank < k]
         dist = dist[order]
-    return edge_index[:, order[dist < r * r]]
+    inside = dist < tie_key(torch.tensor(r * r, dtype=pos_src.dtype, device=dist.device))
+    return edge_index[:, order[inside]]
 
 
 def rank_by_distance(dst: Tensor, dist: Tensor, num_dst: int) -> tuple[Tensor, Tensor]:
@@ -277,10 +471,15 @@ def rank_by_distance(dst: Tensor, dist: Tensor, num_dst: int) -> tuple[Tensor, T
 
     Returns:
         ``order`` (edge indices, grouped by receiver, nearest first) and ``rank`` (the
-        position of ``order[e]`` inside its group, 0 = nearest). Exact distance ties keep
-        the input order. No host synchronisation.
+        position of ``order[e]`` inside its group, 0 = nearest). Equal distances (equal
+        :func:`tie_key` values in float64) keep the input order. No host synchronisation.
     """
-    order = torch.sort(dist, stable=True).indices
+    return _group_by_receiver(dst, torch.sort(tie_key(dist), stable=True).indices, num_dst)
+
+
+def _group_by_receiver(dst: Tensor, order: Tensor, num_dst: int) -> tuple[Tensor, Tensor]:
+    """``order`` regrouped by receiver (stable: each group keeps ``order``'s order), and
+    every edge's rank inside its group."""
     order = order[torch.sort(dst[order], stable=True).indices]
     dst_sorted = dst[order]
     counts = torch.bincount(dst_sorted, minlength=num_dst)
@@ -299,6 +498,12 @@ def farthest_point_sample(pos: Tensor, ratio: float, batch: Tensor | None = None
     distance ties). On CPU, clouds of equal size (a batch of patches) are sampled
     together (:func:`_fps_equal_clouds`, the same picks 3-4× faster).
 
+    Ties in float64 (:func:`tie_key`): the start is the first of the tied farthest
+    points in input order, and on CPU every later pick likewise, so on quantised
+    coordinates the picks still commute with rotations, reflections and translations
+    (not with permutations: no invariant key separates mirrored points). torch_cluster's
+    kernel (CUDA, unequal clouds) breaks later ties by rounding.
+
     Args:
         pos: ``(N, d)`` points.
         ratio: fraction of points kept per cloud, in ``(0, 1]``.
@@ -316,7 +521,7 @@ def farthest_point_sample(pos: Tensor, ratio: float, batch: Tensor | None = None
     centroid = centroid.index_add_(0, batch, pos) / counts.clamp_min(1).unsqueeze(-1)
     dist = (pos - centroid[batch]).pow(2).sum(-1)
     # order: by cloud, then by decreasing distance to the centroid (stable)
-    order = torch.sort(dist, descending=True, stable=True).indices
+    order = torch.sort(tie_key(dist), descending=True, stable=True).indices
     order = order[torch.sort(batch[order], stable=True).indices]
     pos, batch = pos[order], batch[order]
     if pos.device.type == "cpu" and num_clouds and bool((counts == counts[0]).all()):
@@ -334,7 +539,8 @@ def _fps_equal_clouds(pos: Tensor, ratio: float) -> Tensor:
     8000 steps, dominated by per-operation overhead. Here each of the ``m`` steps updates
     the squared distances :math:`d_j \leftarrow \min(d_j, \lVert p_j - c\rVert^2)` of
     all clouds at once, coordinate by coordinate in torch_cluster's order of operations,
-    so the picks are the same (argmax: first maximum) and 3-4× faster.
+    so the picks are the same (argmax: first maximum) and 3-4× faster. In float64 the
+    distances are compared by :func:`tie_key`, so near-ties go to the first point too.
 
     Shapes:
         pos: ``(B, n, d)`` → indices into the flattened ``(B * n, d)`` points,
@@ -344,8 +550,10 @@ def _fps_equal_clouds(pos: Tensor, ratio: float) -> Tensor:
     clouds, n, dims = pos.shape
     m = int((torch.tensor(float(n)) * ratio).ceil())  # float32, as torch_cluster
     coords = pos.permute(2, 0, 1).contiguous()  # (d, B, n)
-    nearest = torch.full((clouds, n), float("inf"), dtype=pos.dtype, device=pos.device)
-    dist, diff = torch.empty_like(nearest), torch.empty_like(nearest)
+    dist = torch.empty(clouds, n, dtype=pos.dtype, device=pos.device)
+    diff = torch.empty_like(dist)
+    far = torch.iinfo(torch.int64).max if pos.dtype == torch.float64 else float("inf")
+    nearest = torch.full_like(tie_key(dist), far)
     picks = torch.empty(clouds, m, dtype=torch.long, device=pos.device)
     current = torch.zeros(clouds, 1, dtype=torch.long, device=pos.device)
     for step in range(m):
@@ -356,7 +564,7 @@ def _fps_equal_clouds(pos: Tensor, ratio: float) -> Tensor:
         for axis in range(1, dims):
             torch.sub(coords[axis], centre[axis], out=diff)
             dist.add_(diff.mul_(diff))
-        torch.minimum(nearest, dist, out=nearest)
+        torch.minimum(nearest, tie_key(dist), out=nearest)
         current = nearest.argmax(dim=1, keepdim=True)
     offsets = torch.arange(clouds, device=pos.device).unsqueeze(1) * n
     return (picks + offsets).reshape(-1)

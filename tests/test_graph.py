@@ -22,14 +22,17 @@ def test_dense_knn_equals_torch_cluster_knn_in_chunks():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_fps_of_equal_clouds_picks_what_torch_cluster_picks(dtype):
     """Equal-size clouds (a batch of patches) are sampled together on CPU: the same
-    picks in the same order as torch_cluster's kernel, exact distance ties included."""
+    picks in the same order as torch_cluster's kernel, exact distance ties included
+    (float32; float64 near-ties follow tie_key, tested below)."""
     import torch_cluster
 
     g = torch.Generator().manual_seed(1)
     for clouds, n, ratio, ties in [(32, 1024, 0.25, False), (7, 300, 0.37, True),
                                    (1, 5000, 0.013, False), (5, 9, 1.0, True)]:  # fmt: skip
         pos = torch.randn(clouds * n, 3, generator=g, dtype=dtype)
-        if ties:  # a coarse grid: many equal distances
+        if ties:  # a coarse grid: many equal distances (0.1 is not exact: near-ties too)
+            if dtype == torch.float64:
+                continue
             pos = pos.round(decimals=1)
         batch = torch.arange(clouds).repeat_interleave(n)
         want = torch_cluster.fps(pos, batch, ratio=ratio, random_start=False)
@@ -117,3 +120,70 @@ def test_patch_search_keeps_every_points_nearest_for_the_plane_fit():
     assert torch.equal(search.neighbours_of(index, 12), asked)  # now rows of the table
     assert torch.equal(search.nearest(8), table[:, :8])  # the same table, not a new query
     assert torch.equal(search.neighbours_of(index, 20), search.query(pos[index], 20))
+
+
+def _lattice(n: int, seed: int, step: float = 0.125) -> torch.Tensor:
+    """``(n, 3)`` float64 points on a coarse lattice: many exactly equal distances."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(-6, 7, (n, 3), generator=g).double().mul(step).unique(dim=0)
+
+
+def _tie_rule_knn(src: torch.Tensor, dst: torch.Tensor, k: int, same: torch.Tensor) -> list:
+    """Brute force: per receiver, the sources ``same[i]`` allows, ordered by (tie_key of
+    the distance, tie_key of the squared norm, index), the first ``k``."""
+    edges = []
+    norm = graph.tie_key(src.pow(2).sum(-1)).tolist()
+    for i in range(len(dst)):
+        dist = graph.tie_key((src - dst[i]).pow(2).sum(-1)).tolist()
+        allowed = same[i].nonzero().squeeze(1).tolist()
+        edges += [[j, i] for j in sorted(allowed, key=lambda j: (dist[j], norm[j], j))[:k]]
+    return edges
+
+
+@pytest.mark.parametrize("k", [3, 7, 16])
+def test_knn_in_float64_follows_the_tie_rule_whole_tie_groups_included(k):
+    """On a lattice the k-th place falls inside groups of equal distances (6 at one step,
+    12 at √2 ...), often wider than the k + 1 candidates first queried: the rows are
+    widened until the group is whole. Batched, with a cloud of fewer than k points (the
+    other path) too."""
+    pos = _lattice(900, seed=k)
+    for sizes in ((len(pos),), (300, len(pos) - 300), (len(pos) - k + 2, k - 2)):
+        batch = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
+        edges = graph.knn(pos, pos[::5], k, batch, batch[::5]).t().tolist()
+        assert edges == _tie_rule_knn(pos, pos[::5], k, batch[::5, None] == batch[None])
+    search = graph.PatchSearch(pos)
+    rows = search.query(pos[::5], k).tolist()
+    want = _tie_rule_knn(pos, pos[::5], k, torch.ones(len(pos[::5]), len(pos), dtype=bool))
+    assert [[j, i] for i, row in enumerate(rows) for j in row] == want
+
+
+def test_neighbours_and_samples_on_quantised_coordinates_commute_with_rotations():
+    """ModelNet40-like coordinates (a 0.1 grid: not exact in binary): rotating and
+    reflecting the cloud breaks its many exact ties by rounding. In float64 every
+    neighbour set, ball, farthest-point pick and patch-search rank stays the same;
+    torch_cluster's own kNN does not (what this guards against)."""
+    import torch_cluster
+
+    from pointnormals.geometry import random_orthogonal
+
+    g = torch.Generator().manual_seed(11)
+    pos = torch.randint(-15, 16, (3000, 3), generator=g).double().div(10).unique(dim=0)
+    pos = pos[:2400] - pos[:2400].mean(0)
+    batch = (torch.arange(2400) >= 1200).long()  # two equal clouds (a batch of patches)
+    q = random_orthogonal(1, dtype=torch.float64, generator=g)[0]
+    q = q if torch.linalg.det(q) < 0 else -q  # a reflection
+    moved = pos @ q.T
+
+    def answers(p: torch.Tensor) -> list[torch.Tensor]:
+        return [
+            graph.knn(p, p[::3], 10, batch, batch[::3]),
+            graph.radius(p, p[::7], 0.25, batch, batch[::7], max_num_neighbors=12),
+            graph.farthest_point_sample(p, 0.1, batch),
+            graph.farthest_point_sample(p[:1000], 0.1),
+            graph.PatchSearch(p).query(p[::11], 40),
+        ]
+
+    for got, want in zip(answers(moved), answers(pos), strict=True):
+        assert torch.equal(got, want)
+    raw = [torch_cluster.knn(p, p[::3], 10, batch, batch[::3])[1] for p in (pos, moved)]
+    assert not torch.equal(*raw)
