@@ -124,7 +124,8 @@ def knn(
     candidates are queried, ordered by (:func:`tie_key` of the distance, of the source's
     distance to the origin, source index) and cut to ``k`` (:func:`_cut_with_ties`); a
     receiver whose ``k``-th and last candidates tie is queried again, twice as wide.
-    Other dtypes keep torch_cluster's answer.
+    Other dtypes keep torch_cluster's answer, and so does a batched CUDA query beyond its
+    kernel's :data:`CUDA_KNN_MAX_K` (widening stops there).
 
     Args:
         pos_src: source points, ``(N, d)``.
@@ -137,7 +138,9 @@ def knn(
         ``edge_index`` of shape ``(2, E)``: row 0 indexes ``pos_src`` (j), row 1
         indexes ``pos_dst`` (i), grouped by receiver (ascending).
     """
-    if pos_src.dtype != torch.float64:
+    batched = batch_src is not None or batch_dst is not None
+    limit = CUDA_KNN_MAX_K if pos_dst.is_cuda and batched else pos_src.size(0)
+    if pos_src.dtype != torch.float64 or k + 1 > limit:
         return _knn_query(pos_src, pos_dst, k, batch_src, batch_dst)
     num_dst, sq_norm = pos_dst.size(0), pos_src.pow(2).sum(-1)
     edge_index = _knn_query(pos_src, pos_dst, k + 1, batch_src, batch_dst)
@@ -152,10 +155,10 @@ def knn(
     def widen(queries: Tensor, width: int) -> tuple[Tensor, Tensor, Tensor] | None:
         # the others already hold their whole cloud (width // 2 candidates)
         keep = (sizes[batch_dst[queries]] > width // 2).nonzero().squeeze(1)
-        if keep.numel() == 0:
+        if keep.numel() == 0 or width // 2 >= limit:
             return None
         dst = queries[keep]
-        width = min(width, int(sizes[batch_dst[dst]].min()))
+        width = min(width, limit, int(sizes[batch_dst[dst]].min()))
         src = _knn_query(pos_src, pos_dst[dst], width, batch_src, batch_dst[dst])[0]
         src = src.view(-1, width)
         return keep, src, _sq_dist(pos_src, src, pos_dst[dst].unsqueeze(1))
@@ -552,8 +555,10 @@ def _fps_equal_clouds(pos: Tensor, ratio: float) -> Tensor:
     coords = pos.permute(2, 0, 1).contiguous()  # (d, B, n)
     dist = torch.empty(clouds, n, dtype=pos.dtype, device=pos.device)
     diff = torch.empty_like(dist)
-    far = torch.iinfo(torch.int64).max if pos.dtype == torch.float64 else float("inf")
-    nearest = torch.full_like(tie_key(dist), far)
+    if pos.dtype == torch.float64:  # tie_key's int64 keys
+        nearest = torch.full_like(dist, torch.iinfo(torch.int64).max, dtype=torch.int64)
+    else:
+        nearest = torch.full_like(dist, float("inf"))
     picks = torch.empty(clouds, m, dtype=torch.long, device=pos.device)
     current = torch.zeros(clouds, 1, dtype=torch.long, device=pos.device)
     for step in range(m):

@@ -35,6 +35,26 @@ def test_torch_cluster_kernels_match_the_cpu():
         assert set(map(tuple, e_cpu.T.tolist())) == set(map(tuple, e_gpu.T.tolist()))
 
 
+def test_tie_rule_of_the_float64_knn_and_radius_matches_the_cpu():
+    """On a lattice (ties at every rank, groups wider than k + 1): the CUDA queries,
+    torch_cluster's kernel and the dense one beyond k = 100, widen the same rows."""
+    g = torch.Generator().manual_seed(5)
+    pos = torch.randint(-6, 7, (900, 3), generator=g).double().mul(0.125).unique(dim=0)
+    batch = (torch.arange(len(pos)) >= 400).long()
+    gpu = pos.to(CUDA)
+    for k in (3, 16, 60):
+        want = graph.knn(pos, pos[::5], k, batch, batch[::5])
+        assert torch.equal(
+            graph.knn(gpu, gpu[::5], k, batch.to(CUDA), batch[::5].to(CUDA)).cpu(), want
+        )
+    assert torch.equal(graph.knn(gpu, gpu[::5], 150).cpu(), graph.knn(pos, pos[::5], 150))
+    want = graph.radius(pos, pos[::7], 0.3, batch, batch[::7], max_num_neighbors=12)
+    got = graph.radius(
+        gpu, gpu[::7], 0.3, batch.to(CUDA), batch[::7].to(CUDA), max_num_neighbors=12
+    )
+    assert torch.equal(got.cpu(), want)
+
+
 @pytest.mark.parametrize("frames", ["pca", "learned", "learned_update"])
 def test_model_on_gpu_matches_cpu_and_is_equivariant(frames):
     model = variant_model(frames, "tensor")
