@@ -247,20 +247,26 @@ def _cut_with_ties(
     """The first ``k`` of every row's candidates in :func:`_tie_order`.
 
     ``rows`` must hold the ``W`` nearest points of each query (exact distances, any
-    order). Where the ``k``-th and the ``W``-th share a :func:`tie_key`, points beyond
+    order; rows already sorted with no two equal keys, as a KD-tree or torch_cluster
+    gives them on continuous coordinates, are kept without a sort). Where the ``k``-th
+    and the ``W``-th share a :func:`tie_key`, points beyond
     the ``W``-th may tie too: ``widen(queries, 2 W)`` (row positions) returns the
     positions into ``queries`` of those that have more points, their wider candidates
-    ``(S, W')`` and squared distances, or ``None``; the cut repeats on them.
+    ``(S, W')`` and squared distances, or ``None``; the cut repeats on them. ``rows``
+    is reordered in place.
 
     Shapes:
         rows, sq_dist: ``(M, W)``; sq_norm: ``(N,)`` → ``(M, min(k, W))``, nearest first.
     """
-    order = _tie_order(rows, sq_dist, sq_norm)
-    rows = rows.gather(1, order)
+    key = tie_key(sq_dist)
+    unsorted = (key[:, 1:] <= key[:, :-1]).any(1).nonzero().squeeze(1)  # ties, or out of order
+    if unsorted.numel():  # (a KD-tree's rows come sorted: only rows with ties are sorted)
+        order = _tie_order(rows[unsorted], sq_dist[unsorted], sq_norm)
+        rows[unsorted] = rows[unsorted].gather(1, order)
+        key[unsorted] = key[unsorted].gather(1, order)
     width = rows.size(1)
     if width > k:
-        edge = tie_key(sq_dist.gather(1, order[:, [k - 1, width - 1]]))
-        straddle = (edge[:, 0] == edge[:, 1]).nonzero().squeeze(1)
+        straddle = (key[:, k - 1] == key[:, width - 1]).nonzero().squeeze(1)
         more = widen(straddle, 2 * width) if straddle.numel() else None
         if more is not None:
             keep, wide_rows, wide_sq = more
@@ -407,9 +413,11 @@ class PatchSearch:
         return torch.from_numpy(index.reshape(len(query), k))
 
     def _candidates(self, query: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        """:meth:`_nearest_index` and the squared distances ``(C, k)``."""
-        index = self._nearest_index(query, k)
-        return index, _sq_dist(torch.from_numpy(self._tree.data), index, query.unsqueeze(1))
+        """The ``k`` nearest points ``(C, k)`` (int64, CPU) of float64 CPU ``query``
+        ``(C, 3)``, nearest first, and their squared distances."""
+        dist, index = self._tree.query(query.numpy(), k=k, workers=torch.get_num_threads())
+        dist = torch.from_numpy(dist.reshape(len(query), k))
+        return torch.from_numpy(index.reshape(len(query), k)), dist.mul_(dist)
 
 
 def knn_graph(pos: Tensor, k: int, batch: Tensor | None = None, loop: bool = False) -> Tensor:
