@@ -44,9 +44,11 @@ the model on batches of them:
 Each step commutes with rotations, reflections, translations, uniform scaling and
 permutations of the input (farthest point sampling starts at an invariant point,
 neighbourhoods are distance ranks), so the predicted normals transform exactly like the
-scan, up to exact distance ties. To keep that true in floating point, the geometry
-(centring, neighbourhoods, sampling, frames) runs in float64 and only the model's MLPs
-in float32 (``precision="mixed"``, :mod:`pointnormals.nn.precision`). Coordinates are
+scan. To keep that true in floating point, the geometry (centring, neighbourhoods,
+sampling, frames) runs in float64 and only the model's MLPs in float32
+(``precision="mixed"``, :mod:`pointnormals.nn.precision`); there, exactly equal
+distances (quantised coordinates: a 1 mm grid) stay equal under rotation and go by an
+invariant rule (:func:`~pointnormals.graph.tie_key`) instead of by rounding. Coordinates are
 centred in float64 first, so scans in far-away global coordinates keep their precision.
 The patch neighbourhoods and the plane fit's neighbours come from a KD-tree
 (:class:`~pointnormals.graph.PatchSearch`), on a GPU too: built on the CPU, its indices
