@@ -142,7 +142,7 @@ def knn(
     limit = CUDA_KNN_MAX_K if pos_dst.is_cuda and batched else pos_src.size(0)
     if pos_src.dtype != torch.float64 or k + 1 > limit:
         return _knn_query(pos_src, pos_dst, k, batch_src, batch_dst)
-    num_dst, sq_norm = pos_dst.size(0), pos_src.pow(2).sum(-1)
+    num_dst, norm_key = pos_dst.size(0), tie_key(pos_src.pow(2).sum(-1))
     edge_index = _knn_query(pos_src, pos_dst, k + 1, batch_src, batch_dst)
     if num_dst == 0 or edge_index.size(1) != (k + 1) * num_dst:  # a cloud of <= k points
         edge_index = _knn_query(pos_src, pos_dst, k + TIE_MARGIN, batch_src, batch_dst)
@@ -164,7 +164,7 @@ def knn(
         return keep, src, _sq_dist(pos_src, src, pos_dst[dst].unsqueeze(1))
 
     src = edge_index[0].view(num_dst, k + 1)
-    src = _cut_with_ties(src, _sq_dist(pos_src, src, pos_dst.unsqueeze(1)), sq_norm, k, widen)
+    src = _cut_with_ties(src, _sq_dist(pos_src, src, pos_dst.unsqueeze(1)), norm_key, k, widen)
     dst = torch.arange(num_dst, device=src.device).repeat_interleave(k)
     return torch.stack([src.reshape(-1), dst], dim=0)
 
@@ -221,16 +221,17 @@ def tie_key(sq_dist: Tensor) -> Tensor:
 def _nearest_with_ties(edge_index: Tensor, pos_src: Tensor, pos_dst: Tensor, k: int) -> Tensor:
     """The ``k`` first edges of every receiver in :func:`_tie_order`, grouped by receiver."""
     src, dst = edge_index
-    sq_norm = pos_src.pow(2).sum(-1)
+    norm_key = tie_key(pos_src.pow(2).sum(-1))
     num_dst = pos_dst.size(0)
     width = src.numel() // max(num_dst, 1)
     if num_dst and width * num_dst == src.numel():  # the same count per receiver, grouped
         rows = src.view(num_dst, width)
-        order = _tie_order(rows, _sq_dist(pos_src, rows, pos_dst.unsqueeze(1)), sq_norm)
+        dist_key = tie_key(_sq_dist(pos_src, rows, pos_dst.unsqueeze(1)))
+        order = _tie_order(rows, dist_key, norm_key)
         order = order[:, :k] + width * torch.arange(num_dst, device=src.device).unsqueeze(1)
         return edge_index.index_select(1, order.reshape(-1))
     dist = _sq_dist(pos_src, src, pos_dst.index_select(0, dst))
-    key = (tie_key(dist) << 31) | tie_key(sq_norm)[src]
+    key = (tie_key(dist) << 31) | norm_key[src]
     order = torch.sort(src, stable=True).indices
     order = order[torch.sort(key[order], stable=True).indices]
     order, rank = _group_by_receiver(dst, order, num_dst)
@@ -240,7 +241,7 @@ def _nearest_with_ties(edge_index: Tensor, pos_src: Tensor, pos_dst: Tensor, k: 
 def _cut_with_ties(
     rows: Tensor,
     sq_dist: Tensor,
-    sq_norm: Tensor,
+    norm_key: Tensor,
     k: int,
     widen: Callable[[Tensor, int], tuple[Tensor, Tensor, Tensor] | None],
 ) -> Tensor:
@@ -256,12 +257,13 @@ def _cut_with_ties(
     is reordered in place.
 
     Shapes:
-        rows, sq_dist: ``(M, W)``; sq_norm: ``(N,)`` → ``(M, min(k, W))``, nearest first.
+        rows, sq_dist: ``(M, W)``; norm_key: ``(N,)`` every point's :func:`tie_key` of
+        its squared norm → ``(M, min(k, W))``, nearest first.
     """
     key = tie_key(sq_dist)
     unsorted = (key[:, 1:] <= key[:, :-1]).any(1).nonzero().squeeze(1)  # ties, or out of order
     if unsorted.numel():  # (a KD-tree's rows come sorted: only rows with ties are sorted)
-        order = _tie_order(rows[unsorted], sq_dist[unsorted], sq_norm)
+        order = _tie_order(rows[unsorted], key[unsorted], norm_key)
         rows[unsorted] = rows[unsorted].gather(1, order)
         key[unsorted] = key[unsorted].gather(1, order)
     width = rows.size(1)
@@ -275,7 +277,7 @@ def _cut_with_ties(
             def widen_sub(queries: Tensor, width: int):
                 return widen(sub[queries], width)
 
-            rows[sub, :k] = _cut_with_ties(wide_rows, wide_sq, sq_norm, k, widen_sub)
+            rows[sub, :k] = _cut_with_ties(wide_rows, wide_sq, norm_key, k, widen_sub)
     return rows[:, :k]
 
 
@@ -290,18 +292,18 @@ def _sq_dist(pos: Tensor, index: Tensor, centres: Tensor) -> Tensor:
     return out
 
 
-def _tie_order(index: Tensor, sq_dist: Tensor, sq_norm: Tensor) -> Tensor:
+def _tie_order(index: Tensor, dist_key: Tensor, norm_key: Tensor) -> Tensor:
     """Candidates ordered by (:func:`tie_key` of the squared distance, :func:`tie_key` of
     the candidate's squared norm, candidate index): an order that rotations about the
     origin and reflections do not change, nor translations of a centred cloud. Both keys
     fit 31 bits (float64 values ``>= 0``), so they pack into one int64.
 
     Shapes:
-        index: ``(M, W)`` candidates of every query (distinct in a row), sq_dist:
-        ``(M, W)`` float64, sq_norm: ``(N,)`` of every point → ``(M, W)`` positions into
-        each row, nearest first.
+        index: ``(M, W)`` candidates of every query (distinct in a row), dist_key:
+        ``(M, W)`` their distances' keys, norm_key: ``(N,)`` every point's → ``(M, W)``
+        positions into each row, nearest first.
     """
-    key = (tie_key(sq_dist) << 31) | tie_key(sq_norm).take(index)
+    key = (dist_key << 31) | norm_key.take(index)
     by_index = index.argsort(dim=1)
     return by_index.gather(1, key.gather(1, by_index).argsort(dim=1, stable=True))
 
@@ -351,7 +353,7 @@ class PatchSearch:
         self.pos = pos
         self._tree = cKDTree(pos.detach().cpu().double().numpy())
         self._nearest: Tensor | None = None
-        self._sq_norm: Tensor | None = None  # float64 clouds: every point's, for ties
+        self._norm_key: Tensor | None = None  # float64 clouds: tie_key of |p|², for ties
 
     @property
     def order(self) -> Tensor:
@@ -394,8 +396,8 @@ class PatchSearch:
         query = centres.detach().cpu().double()
         if self.pos.dtype != torch.float64:
             return self._nearest_index(query, k).to(device=self.pos.device)
-        if self._sq_norm is None:
-            self._sq_norm = torch.from_numpy(self._tree.data).pow(2).sum(-1)
+        if self._norm_key is None:
+            self._norm_key = tie_key(torch.from_numpy(self._tree.data).pow(2).sum(-1))
 
         def widen(queries: Tensor, width: int) -> tuple[Tensor, Tensor, Tensor] | None:
             if width // 2 >= n:  # every point is a candidate already
@@ -403,7 +405,7 @@ class PatchSearch:
             every = torch.arange(queries.numel())
             return every, *self._candidates(query[queries], min(width, n))
 
-        index = _cut_with_ties(*self._candidates(query, min(k + 1, n)), self._sq_norm, k, widen)
+        index = _cut_with_ties(*self._candidates(query, min(k + 1, n)), self._norm_key, k, widen)
         return index.to(device=self.pos.device)
 
     def _nearest_index(self, query: Tensor, k: int) -> Tensor:
@@ -563,8 +565,10 @@ def _fps_equal_clouds(pos: Tensor, ratio: float) -> Tensor:
     coords = pos.permute(2, 0, 1).contiguous()  # (d, B, n)
     dist = torch.empty(clouds, n, dtype=pos.dtype, device=pos.device)
     diff = torch.empty_like(dist)
-    if pos.dtype == torch.float64:  # tie_key's int64 keys
+    keys = pos.dtype == torch.float64
+    if keys:  # tie_key's int64 keys
         nearest = torch.full_like(dist, torch.iinfo(torch.int64).max, dtype=torch.int64)
+        dist_bits, half = dist.view(torch.int64), 1 << (TIE_BITS - 1)
     else:
         nearest = torch.full_like(dist, float("inf"))
     picks = torch.empty(clouds, m, dtype=torch.long, device=pos.device)
@@ -577,7 +581,10 @@ def _fps_equal_clouds(pos: Tensor, ratio: float) -> Tensor:
         for axis in range(1, dims):
             torch.sub(coords[axis], centre[axis], out=diff)
             dist.add_(diff.mul_(diff))
-        torch.minimum(nearest, tie_key(dist), out=nearest)
+        if keys:  # tie_key in place: the float64 buffer read as int64
+            torch.minimum(nearest, dist_bits.add_(half).bitwise_right_shift_(TIE_BITS), out=nearest)
+        else:
+            torch.minimum(nearest, dist, out=nearest)
         current = nearest.argmax(dim=1, keepdim=True)
     offsets = torch.arange(clouds, device=pos.device).unsqueeze(1) * n
     return (picks + offsets).reshape(-1)
