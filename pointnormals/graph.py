@@ -423,10 +423,12 @@ class PatchSearch:
 
 
 def knn_graph(pos: Tensor, k: int, batch: Tensor | None = None, loop: bool = False) -> Tensor:
-    """The kNN graph of one (batched) cloud; ``edge_index`` ``(2, N*k)``, j → i. With
-    self-loops in float64 it is :func:`knn` of the cloud to itself (its tie rule)."""
-    if loop and pos.dtype == torch.float64:
-        return knn(pos, pos, k, batch, batch)
+    """The kNN graph of one (batched) cloud; ``edge_index`` ``(2, N*k)``, j → i. In
+    float64 it is :func:`knn` of the cloud to itself (its tie rule), as torch_cluster
+    builds it: without self-loops, ``k + 1`` neighbours and the point itself dropped."""
+    if pos.dtype == torch.float64:
+        edge_index = knn(pos, pos, k if loop else k + 1, batch, batch)
+        return edge_index if loop else edge_index[:, edge_index[0] != edge_index[1]]
     return torch_cluster.knn_graph(pos, k, batch, loop=loop, flow="source_to_target")
 
 

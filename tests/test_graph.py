@@ -177,6 +177,7 @@ def test_neighbours_and_samples_on_quantised_coordinates_commute_with_rotations(
     def answers(p: torch.Tensor) -> list[torch.Tensor]:
         return [
             graph.knn(p, p[::3], 10, batch, batch[::3]),
+            graph.knn_graph(p, 6, batch),  # no self-loops: k + 1, itself dropped
             graph.radius(p, p[::7], 0.25, batch, batch[::7], max_num_neighbors=12),
             graph.farthest_point_sample(p, 0.1, batch),
             graph.farthest_point_sample(p[:1000], 0.1),
