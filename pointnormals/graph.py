@@ -183,7 +183,7 @@ def _knn_query(
 
 
 TIE_BITS = 32
-""":func:`tie_key` drops this many low bits of a float64 squared distance: values that
+""":func:`tie_key` rounds this many low bits off a float64 squared distance: values that
 differ by less than about 2^-20 (1e-6) of themselves fall in one bucket."""
 
 TIE_MARGIN = 8
@@ -250,11 +250,10 @@ def _cut_with_ties(
     ``rows`` must hold the ``W`` nearest points of each query (exact distances, any
     order; rows already sorted with no two equal keys, as a KD-tree or torch_cluster
     gives them on continuous coordinates, are kept without a sort). Where the ``k``-th
-    and the ``W``-th share a :func:`tie_key`, points beyond
-    the ``W``-th may tie too: ``widen(queries, 2 W)`` (row positions) returns the
-    positions into ``queries`` of those that have more points, their wider candidates
-    ``(S, W')`` and squared distances, or ``None``; the cut repeats on them. ``rows``
-    is reordered in place.
+    and the ``W``-th share a :func:`tie_key`, points beyond the ``W``-th may tie too:
+    ``widen(queries, 2 W)`` (row positions) returns the positions into ``queries`` of
+    those that have more points, their wider candidates ``(S, W')`` and squared
+    distances, or ``None``; the cut repeats on them. ``rows`` is reordered in place.
 
     Shapes:
         rows, sq_dist: ``(M, W)``; norm_key: ``(N,)`` every point's :func:`tie_key` of
