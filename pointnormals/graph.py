@@ -192,7 +192,7 @@ TIE_MARGIN = 8
 the ``k``-th place is seen whole before the cut."""
 
 
-def tie_key(sq_dist: Tensor) -> Tensor:
+def tie_key(sq_dist: Tensor, inplace: bool = False) -> Tensor:
     r"""Sort keys of squared distances that rotations cannot reorder: float64 → ``int64``.
 
     On quantised coordinates (a 1 mm grid, ModelNet40's 4 decimals) many distances are
@@ -205,7 +205,8 @@ def tie_key(sq_dist: Tensor) -> Tensor:
     fractions (0.25, 1.5 ...), common squared distances on a grid, sit at the middle of
     a bucket instead of at an edge that one ulp less would cross. Callers break the
     remaining ties by an invariant key, then by index. Other dtypes are returned
-    unchanged (float32 decisions are not exact under rotation anyway).
+    unchanged (float32 decisions are not exact under rotation anyway). ``inplace``: the
+    keys overwrite the float64 buffer, returned as its int64 view (no allocation).
 
     Shapes:
         sq_dist: any shape, values ``>= 0`` → the same shape.
@@ -215,7 +216,10 @@ def tie_key(sq_dist: Tensor) -> Tensor:
     """
     if sq_dist.dtype != torch.float64:
         return sq_dist
-    return (sq_dist.view(torch.int64) + (1 << (TIE_BITS - 1))) >> TIE_BITS  # rounded
+    bits = sq_dist.view(torch.int64)
+    if inplace:
+        return bits.add_(1 << (TIE_BITS - 1)).bitwise_right_shift_(TIE_BITS)
+    return (bits + (1 << (TIE_BITS - 1))) >> TIE_BITS  # rounded
 
 
 def _nearest_with_ties(edge_index: Tensor, pos_src: Tensor, pos_dst: Tensor, k: int) -> Tensor:
@@ -393,8 +397,8 @@ class PatchSearch:
         n = self.pos.size(0)
         k = min(k, n)
         query = centres.detach().cpu().double()
-        if self.pos.dtype != torch.float64:
-            return self._nearest_index(query, k).to(device=self.pos.device)
+        if self.pos.dtype != torch.float64:  # the tree's order (exact ties as it finds them)
+            return self._candidates(query, k)[0].to(device=self.pos.device)
         if self._norm_key is None:
             self._norm_key = tie_key(torch.from_numpy(self._tree.data).pow(2).sum(-1))
 
@@ -406,12 +410,6 @@ class PatchSearch:
 
         index = _cut_with_ties(*self._candidates(query, min(k + 1, n)), self._norm_key, k, widen)
         return index.to(device=self.pos.device)
-
-    def _nearest_index(self, query: Tensor, k: int) -> Tensor:
-        """The ``k`` nearest points ``(C, k)`` (int64, CPU) of float64 CPU ``query``
-        ``(C, 3)``, nearest first (exact ties in the tree's order)."""
-        _, index = self._tree.query(query.numpy(), k=k, workers=torch.get_num_threads())
-        return torch.from_numpy(index.reshape(len(query), k))
 
     def _candidates(self, query: Tensor, k: int) -> tuple[Tensor, Tensor]:
         """The ``k`` nearest points ``(C, k)`` (int64, CPU) of float64 CPU ``query``
@@ -566,10 +564,8 @@ def _fps_equal_clouds(pos: Tensor, ratio: float) -> Tensor:
     coords = pos.permute(2, 0, 1).contiguous()  # (d, B, n)
     dist = torch.empty(clouds, n, dtype=pos.dtype, device=pos.device)
     diff = torch.empty_like(dist)
-    keys = pos.dtype == torch.float64
-    if keys:  # tie_key's int64 keys
+    if pos.dtype == torch.float64:  # tie_key's int64 keys
         nearest = torch.full_like(dist, torch.iinfo(torch.int64).max, dtype=torch.int64)
-        dist_bits, half = dist.view(torch.int64), 1 << (TIE_BITS - 1)
     else:
         nearest = torch.full_like(dist, float("inf"))
     picks = torch.empty(clouds, m, dtype=torch.long, device=pos.device)
@@ -582,10 +578,7 @@ def _fps_equal_clouds(pos: Tensor, ratio: float) -> Tensor:
         for axis in range(1, dims):
             torch.sub(coords[axis], centre[axis], out=diff)
             dist.add_(diff.mul_(diff))
-        if keys:  # tie_key in place: the float64 buffer read as int64
-            torch.minimum(nearest, dist_bits.add_(half).bitwise_right_shift_(TIE_BITS), out=nearest)
-        else:
-            torch.minimum(nearest, dist, out=nearest)
+        torch.minimum(nearest, tie_key(dist, inplace=True), out=nearest)
         current = nearest.argmax(dim=1, keepdim=True)
     offsets = torch.arange(clouds, device=pos.device).unsqueeze(1) * n
     return (picks + offsets).reshape(-1)
