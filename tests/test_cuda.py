@@ -42,7 +42,7 @@ def test_tie_rule_of_the_float64_knn_and_radius_matches_the_cpu():
     pos = torch.randint(-6, 7, (900, 3), generator=g).double().mul(0.125).unique(dim=0)
     batch = (torch.arange(len(pos)) >= 400).long()
     gpu = pos.to(CUDA)
-    for k in (3, 16, 60):
+    for k in (3, 16, 40):  # widened to 82 at most: below the batched CUDA kNN's 100
         want = graph.knn(pos, pos[::5], k, batch, batch[::5])
         assert torch.equal(
             graph.knn(gpu, gpu[::5], k, batch.to(CUDA), batch[::5].to(CUDA)).cpu(), want
