@@ -147,19 +147,20 @@ def knn(
     if num_dst == 0 or edge_index.size(1) != (k + 1) * num_dst:  # a cloud of <= k points
         edge_index = _knn_query(pos_src, pos_dst, k + TIE_MARGIN, batch_src, batch_dst)
         return _nearest_with_ties(edge_index, pos_src, pos_dst, k)
-    if batch_src is None:
-        batch_src = torch.zeros(pos_src.size(0), dtype=torch.long, device=pos_src.device)
-        batch_dst = torch.zeros(num_dst, dtype=torch.long, device=pos_src.device)
-    sizes = torch.bincount(batch_src)
+    if batched:  # every receiver's cloud size (queries stay unbatched if they were)
+        sizes = torch.bincount(batch_src)[batch_dst]
+    else:
+        sizes = torch.full((num_dst,), pos_src.size(0), device=pos_src.device)
 
     def widen(queries: Tensor, width: int) -> tuple[Tensor, Tensor, Tensor] | None:
         # the others already hold their whole cloud (width // 2 candidates)
-        keep = (sizes[batch_dst[queries]] > width // 2).nonzero().squeeze(1)
+        keep = (sizes[queries] > width // 2).nonzero().squeeze(1)
         if keep.numel() == 0 or width // 2 >= limit:
             return None
         dst = queries[keep]
-        width = min(width, limit, int(sizes[batch_dst[dst]].min()))
-        src = _knn_query(pos_src, pos_dst[dst], width, batch_src, batch_dst[dst])[0]
+        width = min(width, limit, int(sizes[dst].min()))
+        batch = batch_dst[dst] if batched else None
+        src = _knn_query(pos_src, pos_dst[dst], width, batch_src, batch)[0]
         src = src.view(-1, width)
         return keep, src, _sq_dist(pos_src, src, pos_dst[dst].unsqueeze(1))
 
@@ -223,22 +224,14 @@ def tie_key(sq_dist: Tensor, inplace: bool = False) -> Tensor:
 
 
 def _nearest_with_ties(edge_index: Tensor, pos_src: Tensor, pos_dst: Tensor, k: int) -> Tensor:
-    """The ``k`` first edges of every receiver in :func:`_tie_order`, grouped by receiver."""
+    """The ``k`` first edges of every receiver in :func:`_tie_order`'s order, grouped by
+    receiver, from candidates in any layout (any count per receiver, any order)."""
     src, dst = edge_index
-    norm_key = tie_key(pos_src.pow(2).sum(-1))
-    num_dst = pos_dst.size(0)
-    width = src.numel() // max(num_dst, 1)
-    if num_dst and width * num_dst == src.numel():  # the same count per receiver, grouped
-        rows = src.view(num_dst, width)
-        dist_key = tie_key(_sq_dist(pos_src, rows, pos_dst.unsqueeze(1)))
-        order = _tie_order(rows, dist_key, norm_key)
-        order = order[:, :k] + width * torch.arange(num_dst, device=src.device).unsqueeze(1)
-        return edge_index.index_select(1, order.reshape(-1))
     dist = _sq_dist(pos_src, src, pos_dst.index_select(0, dst))
-    key = (tie_key(dist) << 31) | norm_key[src]
+    key = (tie_key(dist) << 31) | tie_key(pos_src.pow(2).sum(-1))[src]
     order = torch.sort(src, stable=True).indices
     order = order[torch.sort(key[order], stable=True).indices]
-    order, rank = _group_by_receiver(dst, order, num_dst)
+    order, rank = _group_by_receiver(dst, order, pos_dst.size(0))
     return edge_index[:, order[rank < k]]
 
 
