@@ -9,7 +9,8 @@ CPU when both run), with and without the plane fit that follows the network
 (``--no-refine``). Without Open3D (a bare GPU image) the first model run is the
 baseline. ``--cli`` also times the command line on the same scan in a file:
 ``predict.py`` (model) against ``predict.py --method pca``, and the start-up
-(``predict.py --help``).
+(``predict.py --help``; ``predict.py`` on the scan's first 100 points, next to
+``python -c "import torch"``).
 
     python scripts/bench_predict.py --points 100000 --cli
     python scripts/bench_predict.py --points 1000000 --devices cpu,cuda
@@ -33,6 +34,9 @@ from pointnormals.cloudio import read_cloud
 from pointnormals.demo import demo_scan, score_normals
 
 PREDICT = Path(__file__).resolve().parents[1] / "predict.py"
+STARTUP_POINTS = 100
+"""``--cli``'s start-up: ``predict.py`` on this many points of the scan (imports, the
+checkpoint, one model call, the file written), next to ``import torch`` alone."""
 
 
 def time_cli(points, repeats: int = 3, scan: Path | None = None) -> dict[str, float]:
@@ -43,18 +47,22 @@ def time_cli(points, repeats: int = 3, scan: Path | None = None) -> dict[str, fl
             scan = Path(tmp) / "scan.ply"
             o3d.write_point_cloud(scan, points)
         out_pca, out_model = (Path(tmp) / f"{name}{scan.suffix}" for name in ("p", "m"))
+        tiny, out_tiny = Path(tmp) / "tiny.ply", Path(tmp) / "t.ply"
+        o3d.write_point_cloud(tiny, points[:STARTUP_POINTS])
+        predict = [sys.executable, PREDICT]
         runs = {
-            "start-up (--help)": ["--help"],
-            "predict.py --method pca": [scan, "--method", "pca", "-o", out_pca],
-            "predict.py (model)": [scan, "-o", out_model],
+            "start-up (--help)": [*predict, "--help"],
+            "python -c 'import torch'": [sys.executable, "-c", "import torch"],
+            f"start-up ({STARTUP_POINTS} points, model)": [*predict, tiny, "-o", out_tiny],
+            "predict.py --method pca": [*predict, scan, "--method", "pca", "-o", out_pca],
+            "predict.py (model)": [*predict, scan, "-o", out_model],
         }
         out = dict.fromkeys(runs, float("inf"))
         for _ in range(repeats):  # interleaved, like the in-process runs
-            for name, argv in runs.items():
+            for name, cmd in runs.items():
                 start = time.perf_counter()
-                cmd = [sys.executable, PREDICT, *argv, "--overwrite", "--quiet"]
-                subprocess.run(cmd[:-2] if argv == ["--help"] else cmd, check=True,
-                               capture_output=True)  # fmt: skip
+                extra = ["--overwrite", "--quiet"] if "-o" in cmd else []
+                subprocess.run([*cmd, *extra], check=True, capture_output=True)
                 out[name] = min(out[name], time.perf_counter() - start)
     return out
 

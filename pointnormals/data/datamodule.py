@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import lightning as L
 from torch.utils.data import ConcatDataset, Dataset
-from torch_geometric.loader import DataLoader
+from pointnormals.pyg import DataLoader
 
 from pointnormals.data.protocols import Protocol, ProtocolDataset, protocol_datasets
 from pointnormals.data.sources import SPLITS, Source, SyntheticSource

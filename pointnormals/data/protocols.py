@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torch_geometric.data import Data
+from pointnormals.pyg import Data
 
 from pointnormals.data import transforms as T
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-from torch_geometric.loader import DataLoader
+from pointnormals.pyg import DataLoader
 
 from pointnormals.data.dense import DenseClouds, build_dense_clouds
 from pointnormals.data.scan_patches import ScanPatches

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torch_geometric.data import Data
+from pointnormals.pyg import Data
 
 from pointnormals.data.dense import DenseClouds
 from pointnormals.geometry import haar_orthogonal

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torch_geometric.data import Data
+from pointnormals.pyg import Data
 
 from pointnormals import o3d
 from pointnormals.data.cache import load_npz, params_key, save_npz

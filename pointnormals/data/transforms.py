@@ -17,7 +17,7 @@ import math
 
 import torch
 from torch import Generator, Tensor
-from torch_geometric.data import Data
+from pointnormals.pyg import Data
 
 from pointnormals.geometry import normalize_cloud, rotation_from_quaternion
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import scatter
+
+from pointnormals.pyg import scatter
 
 from .frames import Frames
 

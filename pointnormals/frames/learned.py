@@ -6,10 +6,9 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import MLP
-from torch_geometric.utils import scatter
 
 from .. import graph
+from ..pyg import MLP, scatter
 from .base import FrameBuilder, to_centroid
 from .frames import Frames
 from .gram_schmidt import gram_schmidt_frames

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch_geometric.utils import scatter
 
 from .. import graph
 from ..geometry import symmetric_eigh
+from ..pyg import scatter
 from .base import FrameBuilder, to_centroid
 from .frames import Frames
 

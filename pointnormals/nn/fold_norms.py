@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_geometric.nn import MLP
+
+from pointnormals.pyg import MLP
 
 __all__ = ["fold_batch_norms"]
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from torch import Tensor
-from torch_geometric.nn import MessagePassing
 
 from ..graph import Neighbourhood
+from ..pyg import MessagePassing
 from ..reps import Reps, as_reps
 from .receiver_frames import FramesArg, in_receiver_frames
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch_geometric.nn import MLP, MessagePassing
 
 from ..graph import Neighbourhood
+from ..pyg import MLP, MessagePassing
 from ..reps import Reps, as_reps
 from .receiver_frames import FramesArg, in_receiver_frames
 

@@ -29,7 +29,8 @@ from typing import Any
 
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
-from torch_geometric.nn import MLP
+
+from pointnormals.pyg import MLP
 
 __all__ = ["float32_mlps"]
 

@@ -7,12 +7,11 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import MLP
-from torch_geometric.utils import scatter
 
 from .. import graph
 from ..frames import FrameUpdate, build_frames
 from ..frames.frames import Frames
+from ..pyg import MLP, scatter
 from ..reps import as_reps
 from .interpolate import TensorialInterpolation
 from .point_conv import TensorialPointConv

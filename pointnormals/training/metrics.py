@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch_geometric.utils import scatter
 
 from pointnormals.geometry import angle_deg
+from pointnormals.pyg import scatter
 
 __all__ = ["METRICS", "cloud_errors", "normal_errors", "unoriented_cos"]
 

@@ -18,11 +18,11 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import Batch
 from torchmetrics import Metric
 
 from pointnormals.geometry import angle_deg
 from pointnormals.nn import TFPointNet, load_model
+from pointnormals.pyg import Batch
 from pointnormals.training.losses import get_loss
 from pointnormals.training.metrics import METRICS, cloud_errors
 
