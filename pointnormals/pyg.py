@@ -8,17 +8,18 @@ Why: ``import torch_geometric`` runs ``import torch._dynamo`` eagerly
 ``is_torch_instance``), and that import alone took 2.2 s of PyG's 2.4-2.8 s on 2 cores,
 on every ``predict.py`` call, before any work; normal estimation never compiles anything.
 torch itself loads ``torch._dynamo`` lazily, on first use (``torch.__getattr__``). So
-while PyG is imported, an empty placeholder stands in ``sys.modules`` for
+while PyG is imported, a placeholder stands in ``sys.modules`` for
 ``torch._dynamo``: PyG's ``import torch._dynamo`` only binds the name ``torch``, and
 reads ``torch._dynamo`` when a model is checked, by which time the placeholder is gone
 and torch imports the real module (``torch.compile`` and ``is_torch_instance`` work as
 before: ``tests/test_pyg.py``). Where ``torch._dynamo`` or PyG is loaded already (by
-Lightning in training), nothing changes; should PyG ever touch ``torch._dynamo`` while
-it is imported, the placeholder is dropped and PyG imported as usual.
+Lightning in training), nothing changes; should PyG ever read ``torch._dynamo`` while
+it is imported, the placeholder imports the real module there and then.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 
@@ -27,17 +28,24 @@ import torch
 __all__ = ["MLP", "Batch", "Data", "DataLoader", "MessagePassing", "scatter"]
 
 
+class _Deferred(types.ModuleType):
+    """Stands in for a module in ``sys.modules``; reading any attribute it lacks imports
+    the real module (in its place) and reads it there."""
+
+    def __getattr__(self, name: str) -> object:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
 def _import_without_dynamo() -> None:
-    """Import ``torch_geometric`` with a placeholder for ``torch._dynamo`` (removed after)."""
+    """Import ``torch_geometric`` while a :class:`_Deferred` stands for ``torch._dynamo``."""
     if "torch_geometric" in sys.modules or "torch._dynamo" in sys.modules:
         return
-    placeholder = types.ModuleType("torch._dynamo")
+    placeholder = _Deferred("torch._dynamo")
     sys.modules["torch._dynamo"] = placeholder
     try:
         import torch_geometric  # noqa: F401
-    except AttributeError:  # PyG read the placeholder: import it with the real module
-        for name in [m for m in sys.modules if m.split(".")[0] == "torch_geometric"]:
-            del sys.modules[name]
     finally:
         if sys.modules.get("torch._dynamo") is placeholder:
             del sys.modules["torch._dynamo"]

@@ -61,3 +61,21 @@ def test_loaded_dynamo_is_left_alone():
         """
     )
     assert out == "True True"
+
+
+def test_placeholder_imports_the_real_module_when_read():
+    """Should PyG read ``torch._dynamo`` while it imports, the placeholder hands over."""
+    out = _run(
+        """
+        import sys
+        import torch
+        from pointnormals.pyg import _Deferred
+        sys.modules.pop("torch._dynamo", None)
+        placeholder = _Deferred("torch._dynamo")
+        sys.modules["torch._dynamo"] = placeholder
+        compiled = placeholder.OptimizedModule
+        real = sys.modules["torch._dynamo"]
+        print(compiled.__name__, real is not placeholder, real.OptimizedModule is compiled)
+        """
+    )
+    assert out == "OptimizedModule True True"
