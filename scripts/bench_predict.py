@@ -8,7 +8,8 @@ script prints the angular errors of each and the times as ratios to PCA (and CUD
 CPU when both run), with and without the plane fit that follows the network
 (``--no-refine``). Without Open3D (a bare GPU image) the first model run is the
 baseline. ``--cli`` also times the command line on the same scan in a file:
-``predict.py`` (model) against ``predict.py --method pca``, and the start-up
+``predict.py`` (model) against ``predict.py --method pca`` (time and peak memory of
+each process), and the start-up
 (``predict.py --help``; ``predict.py`` on the scan's first 100 points, next to
 ``python -c "import torch"``).
 
@@ -39,9 +40,35 @@ STARTUP_POINTS = 100
 checkpoint, one model call, the file written), next to ``import torch`` alone."""
 
 
-def time_cli(points, repeats: int = 3, scan: Path | None = None) -> dict[str, float]:
-    """Best-of-``repeats`` seconds of ``predict.py`` runs on ``scan``, or on ``points``
-    written to a PLY."""
+MEASURE = """\
+import resource, subprocess, sys, time
+start = time.perf_counter()
+done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+seconds = time.perf_counter() - start
+if done.returncode:
+    sys.exit(done.stderr[-2000:])
+print(seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+"""Runs a command and prints its seconds and peak resident memory (KiB on Linux). A
+small process in between: a child forked from this one (torch, the model, the scan in
+memory) would count this process's memory in its own peak (Linux keeps the peak across
+``exec``)."""
+
+
+def run_measured(cmd: list) -> tuple[float, float]:
+    """Seconds and peak resident memory (MiB) of ``cmd``, through :data:`MEASURE`."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, *map(str, cmd)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd} failed: {done.stderr}")
+    seconds, kib = done.stdout.split()
+    return float(seconds), int(kib) / 1024
+
+
+def time_cli(points, repeats: int = 3, scan: Path | None = None) -> dict[str, tuple[float, float]]:
+    """Best-of-``repeats`` seconds and the peak memory (MiB) of ``predict.py`` runs on
+    ``scan``, or on ``points`` written to a PLY."""
     with tempfile.TemporaryDirectory() as tmp:
         if scan is None:
             scan = Path(tmp) / "scan.ply"
@@ -57,13 +84,12 @@ def time_cli(points, repeats: int = 3, scan: Path | None = None) -> dict[str, fl
             "predict.py --method pca": [*predict, scan, "--method", "pca", "-o", out_pca],
             "predict.py (model)": [*predict, scan, "-o", out_model],
         }
-        out = dict.fromkeys(runs, float("inf"))
+        out = dict.fromkeys(runs, (float("inf"), 0.0))
         for _ in range(repeats):  # interleaved, like the in-process runs
             for name, cmd in runs.items():
-                start = time.perf_counter()
                 extra = ["--overwrite", "--quiet"] if "-o" in cmd else []
-                subprocess.run([*cmd, *extra], check=True, capture_output=True)
-                out[name] = min(out[name], time.perf_counter() - start)
+                seconds, memory = run_measured([*cmd, *extra])
+                out[name] = (min(out[name][0], seconds), max(out[name][1], memory))
     return out
 
 
@@ -144,12 +170,13 @@ def main() -> None:
         print(f"model cuda/cpu time ratio = {times['cuda'] / times['cpu']:.4f}")
     print(f"(best of {args.repeats}; base = {base_name}: {base:.2f} s; times are ratios to it)")
     if args.cli:
-        times = time_cli(points, args.repeats, args.scan)
-        pca = times["predict.py --method pca"]
-        print(f"\n{f'command line (best of {args.repeats})':28s} {'time/pca':>9s}")
-        for name, time_s in times.items():
-            print(f"{name:28s} {time_s / pca:9.2f}")
-        print(f"(predict.py --method pca: {pca:.2f} s)")
+        runs = time_cli(points, args.repeats, args.scan)
+        pca, pca_memory = runs["predict.py --method pca"]
+        header = f"command line (best of {args.repeats})"
+        print(f"\n{header:28s} {'time/pca':>9s} {'memory/pca':>10s}")
+        for name, (time_s, memory) in runs.items():
+            print(f"{name:28s} {time_s / pca:9.2f} {memory / pca_memory:10.2f}")
+        print(f"(predict.py --method pca: {pca:.2f} s, peak memory {pca_memory:,.0f} MiB)")
 
 
 if __name__ == "__main__":

@@ -70,3 +70,30 @@ def test_without_open3d_the_first_model_run_is_the_base(tmp_path):
     refused = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
                              env=os.environ | hidden)  # fmt: skip
     assert refused.returncode == 2 and "needs Open3D" in refused.stderr
+
+
+@pytest.mark.slow
+def test_cli_rows_time_and_memory_against_pca(tmp_path):
+    """``--cli`` runs predict.py itself: every row has a time and a peak-memory ratio to
+    ``--method pca`` (1.00 for it), the model's own run costs more than the 100-point
+    start-up, and the start-up more than importing torch alone."""
+    points, normals = demo_scan(4000, 0.003)
+    scan = tmp_path / "scan.xyzn"
+    np.savetxt(scan, np.hstack([points, normals]))
+    stdout = _run("--scan", str(scan), "--cli")
+    rows = {}
+    for line in stdout.split("command line")[1].splitlines()[1:]:
+        if line and not line.startswith("("):
+            rows[line[:28].strip()] = [float(value) for value in line[28:].split()]
+    assert set(rows) == {
+        "start-up (--help)",
+        "python -c 'import torch'",
+        "start-up (100 points, model)",
+        "predict.py --method pca",
+        "predict.py (model)",
+    }
+    assert rows["predict.py --method pca"] == [1.0, 1.0]
+    assert rows["python -c 'import torch'"][0] < rows["start-up (100 points, model)"][0]
+    assert rows["start-up (--help)"][1] < rows["python -c 'import torch'"][1]
+    assert all(memory > 0 for _, memory in rows.values())
+    assert "peak memory" in stdout
