@@ -18,7 +18,9 @@ def _run(code: str) -> str:
     return out.stdout.strip()
 
 
-def test_prediction_never_loads_dynamo():
+def test_prediction_never_loads_dynamo_nor_onnx():
+    """Neither ``torch._dynamo`` (2.2 s) nor ``torch.onnx`` (0.3 s, which PyG's
+    ``scatter(reduce="max")`` asks whether it is exporting) on the path of ``predict.py``."""
     out = _run(
         """
         import sys
@@ -26,10 +28,12 @@ def test_prediction_never_loads_dynamo():
         from pointnormals import api
         model = api.load_model(device="cpu")
         normals = api.estimate(torch.randn(1500, 3, dtype=torch.float64), model=model)
-        print("torch_geometric" in sys.modules, "torch._dynamo" in sys.modules, normals.shape)
+        names = ("torch_geometric", "torch._dynamo", "torch.onnx")
+        loaded = [name in sys.modules for name in names]
+        print(*loaded, normals.shape)
         """
     )
-    assert out == "True False torch.Size([1500, 3])"
+    assert out == "True False False torch.Size([1500, 3])"
 
 
 def test_dynamo_still_loads_on_demand():
