@@ -73,6 +73,7 @@ __all__ = [
     "NARROW_WIDTH",
     "NEIGHBOURS_PER_ROOT",
     "NOISY_WIDTH",
+    "PLANE_NOISE_RATIO",
     "THICK",
     "WIDTH",
     "fit_settings",
@@ -141,6 +142,24 @@ r"""``c`` of the second fit of a thick neighbourhood (:data:`THICK`): a slab a q
 wide as :data:`WIDTH`'s, which keeps the sheet through the point (``c = 1``, measured at a
 threshold of 0.3 without the guide's fallback: 0.886 on the 30k-point benchmark clouds,
 1.061 on the merged scans)."""
+
+PLANE_NOISE_RATIO = 1.5
+r""":math:`\rho_{16} / \rho_{64}` across PCA planes above which
+:func:`roughness_is_noise` calls the roughness noise whatever the guide says (with
+:math:`\rho_{16} \ge 0.05`): the verdict must not hang on the network's quality. A weaker
+network's normals are rougher at 64 neighbours, which hides the noise from the guide's
+ratio: with the shipped weights run with halved neighbourhoods (kNN 8, balls of 16), the
+benchmark's clouds at 0.125 % noise read ratios 1.08-1.17 across its normals (the
+shipped network's: 1.57-1.64) and were fitted as clean surfaces: 2.2-4.1x the RMSE the
+shipped network's normals get, against 1.017x (geometric mean) with this rule.
+Across PCA planes the same clouds read 1.73-1.82, the range scans 1.66-1.74 (noise
+along the rays; 1.39-1.55 across the shipped normals), scan lines 2.4-3.7; what must stay
+clean reads lower: all 110 ModelNet40 train shapes and the 17 test shapes at most 1.39
+where :math:`\rho_{16} \ge 0.05` (a vase; 1.60-1.61 below it: a dresser and a tent of flat
+faces), the merged scans 1.37-1.57 (1.37: nefertiti's, the one that is clean across the
+shipped normals; 1.57: spot's, at :math:`\rho_{16}` = 0.049), clean and density-gradient clouds
+:math:`\rho_{16} \le 0.014`. So with the shipped weights no benchmark cloud changes
+verdict."""
 
 CACHE_ELEMENTS = 2**25
 """Neighbour indices kept between passes up to this many (point, neighbour) pairs (128 MB
@@ -234,9 +253,19 @@ def roughness_is_noise(
     planes are less reliable than the model's: 2 of the 110 ModelNet40 train shapes
     (thin parts, estimates 16 and 32) read as noise across them (ratios 1.28 and 1.39),
     not across the model's normals (1.07 and 1.11).
+
+    Where the guide's heights do not look like noise, PCA planes get the last word at a
+    stricter ratio (:data:`PLANE_NOISE_RATIO`), so that a weaker network (another
+    checkpoint) cannot turn a noisy scan into a clean one.
     """
     rough, coarse = height_spread(points, normals, (16, 64), search)
-    return rough >= 0.17 or (rough >= 0.05 and rough >= 1.2 * coarse)
+    if rough >= 0.17 or (rough >= 0.05 and rough >= 1.2 * coarse):
+        return True
+    if normals is None:
+        return False
+    # a guide too rough at 64 neighbours hides the noise: PCA planes, a stricter ratio
+    rough, coarse = height_spread(points, None, (16, 64), search)
+    return rough >= 0.05 and rough >= PLANE_NOISE_RATIO * coarse
 
 
 def fit_settings(surface: float, noise: bool) -> tuple[int, float, int]:

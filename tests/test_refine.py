@@ -174,6 +174,22 @@ def test_the_fit_widens_and_repeats_only_where_the_heights_look_like_noise():
     assert fit_settings(4096.0, noise=False) == (refine.CLEAN_NEIGHBOURS, refine.WIDTH, 1)
 
 
+def test_a_rough_guide_does_not_hide_the_noise():
+    """A weaker network's normals (here the true ones tilted by about 20° at random) are
+    as rough at 64 neighbours as at 16, so across them noisy spheres no longer look noisy
+    (ratio about 1.05); across PCA planes they do (about 1.85), and
+    :data:`~refine.PLANE_NOISE_RATIO` keeps them noisy. A clean sphere under the same
+    guide stays clean."""
+    for noise in (0.005, 0.01):
+        pos, truth = noisy_sphere(20_000, noise)
+        guide = perturbed(truth, 20.0)
+        rough, coarse = height_spread(pos, guide, (16, 64))
+        assert rough < 0.17 and rough < 1.2 * coarse  # the guide's own rule misses it
+        assert refine.roughness_is_noise(pos, guide)
+    pos, truth = noisy_sphere(20_000, 0.0)
+    assert not refine.roughness_is_noise(pos, perturbed(truth, 20.0))
+
+
 def test_close_sheets_read_as_noise_by_the_estimate_not_across_their_normals():
     """Two clean sheets 2 spacings apart need 256 neighbours to look like one surface,
     as noise would; across their normals or PCA planes the heights do not look like
