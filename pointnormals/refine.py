@@ -157,9 +157,9 @@ along the rays; 1.39-1.55 across the shipped normals), scan lines 2.4-3.7; what 
 clean reads lower: all 110 ModelNet40 train shapes and the 17 test shapes at most 1.39
 where :math:`\rho_{16} \ge 0.05` (a vase; 1.60-1.61 below it: a dresser and a tent of flat
 faces), the merged scans 1.37-1.57 (1.37: nefertiti's, the one that is clean across the
-shipped normals; 1.57: spot's, at :math:`\rho_{16}` = 0.049), clean and density-gradient clouds
-:math:`\rho_{16} \le 0.014`. So with the shipped weights no benchmark cloud changes
-verdict."""
+shipped normals; 1.57: spot's, at :math:`\rho_{16}` = 0.049), clean and density-gradient
+clouds :math:`\rho_{16} \le 0.014`. So with the shipped weights no benchmark cloud
+changes verdict."""
 
 CACHE_ELEMENTS = 2**25
 """Neighbour indices kept between passes up to this many (point, neighbour) pairs (128 MB

@@ -177,7 +177,7 @@ def test_the_fit_widens_and_repeats_only_where_the_heights_look_like_noise():
 def test_a_rough_guide_does_not_hide_the_noise():
     """A weaker network's normals (here the true ones tilted by about 20° at random) are
     as rough at 64 neighbours as at 16, so across them noisy spheres no longer look noisy
-    (ratio about 1.05); across PCA planes they do (about 1.85), and
+    (ratios 0.9-1.1); across PCA planes they do (about 1.85), and
     :data:`~refine.PLANE_NOISE_RATIO` keeps them noisy. A clean sphere under the same
     guide stays clean."""
     for noise in (0.005, 0.01):
