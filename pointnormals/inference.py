@@ -95,6 +95,7 @@ from pointnormals.refine import (
     LINE_SPAN,
     THICK,
     fit_settings,
+    height_spread,
     refine_normals,
     roughness_is_noise,
 )
@@ -260,13 +261,16 @@ def predict_normals(
     measure = refine or n > patch_points
     spread = spread_points(pos, search) if measure else CLEAN_SURFACE
     lines = spread > CLEAN_SURFACE  # scan lines
+    planes = None  # the heights across local PCA planes, once measured
     if chosen:
         scale = choose_scale(surface, patch_points)
         clean = choose_scale(CLEAN_SURFACE, patch_points)
         # thin parts and close sheets can read as noise to the estimate, not to the
         # heights across local (PCA) planes: they get the context of a clean surface
-        if scale > clean and not roughness_is_noise(pos, None, search=search):
-            scale = clean
+        if scale > clean:
+            planes = height_spread(pos, None, (16, 64), search)
+            if not roughness_is_noise(pos, None, search=search, planes=planes):
+                scale = clean
         if lines:  # patches of evenly sampled surface
             scale = max(scale, spread // SCAN_LINE_SCALE)
     with _mlps_in_own_dtype(model, dtype):
@@ -282,7 +286,7 @@ def predict_normals(
     if refine:
         # sized by the heights across the model's planes (they follow thin parts and
         # creases more closely than PCA's)
-        noise = roughness_is_noise(pos, normals, search=search)
+        noise = roughness_is_noise(pos, normals, search=search, planes=planes)
         neighbours, width, passes = fit_settings(surface, noise)
         span = FLAT_SPAN
         thick = None if noise else THICK  # clean fits: two sheets in a slab fit narrower

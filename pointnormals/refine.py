@@ -217,7 +217,10 @@ def height_spread(
 
 
 def roughness_is_noise(
-    points: Tensor, normals: Tensor | None, search: graph.PatchSearch | None = None
+    points: Tensor,
+    normals: Tensor | None,
+    search: graph.PatchSearch | None = None,
+    planes: Sequence[float] | None = None,
 ) -> bool:
     r"""Whether the heights across local planes look like noise rather than curvature,
     thin parts or close sheets.
@@ -256,15 +259,23 @@ def roughness_is_noise(
 
     Where the guide's heights do not look like noise, PCA planes get the last word at a
     stricter ratio (:data:`PLANE_NOISE_RATIO`), so that a weaker network (another
-    checkpoint) cannot turn a noisy scan into a clean one.
+    checkpoint) cannot turn a noisy scan into a clean one. ``planes``: the heights across
+    PCA planes, ``height_spread(points, None, (16, 64))``, where measured already.
     """
-    rough, coarse = height_spread(points, normals, (16, 64), search)
+
+    def across_planes() -> Sequence[float]:
+        return planes if planes is not None else height_spread(points, None, (16, 64), search)
+
+    if normals is None:
+        rough, coarse = across_planes()
+    else:
+        rough, coarse = height_spread(points, normals, (16, 64), search)
     if rough >= 0.17 or (rough >= 0.05 and rough >= 1.2 * coarse):
         return True
     if normals is None:
         return False
     # a guide too rough at 64 neighbours hides the noise: PCA planes, a stricter ratio
-    rough, coarse = height_spread(points, None, (16, 64), search)
+    rough, coarse = across_planes()
     return rough >= 0.05 and rough >= PLANE_NOISE_RATIO * coarse
 
 

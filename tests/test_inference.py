@@ -224,8 +224,9 @@ def test_context_follows_pca_planes_and_fit_the_models(monkeypatch, planes_noise
     The context is chosen before the network runs: the estimate's (scale 8) if the
     heights across PCA planes look like noise, else a clean surface's; the network runs
     once. The fit follows the heights across the model's normals: the estimate's
-    neighbours and two passes if they look like noise, else 16 neighbours and one."""
-    contexts, fits, verdicts = [], [], []
+    neighbours and two passes if they look like noise, else 16 neighbours and one. The
+    heights across PCA planes are measured once, for both verdicts."""
+    contexts, fits, verdicts, planes = [], [], [], []
     plan, fit = inference.plan_patches, inference.refine_normals
 
     def planned(pos, context_points, *args, **kwargs):
@@ -238,6 +239,7 @@ def test_context_follows_pca_planes_and_fit_the_models(monkeypatch, planes_noise
 
     def verdict(pos, normals, **kwargs):
         verdicts.append(normals is None)
+        planes.append(kwargs.get("planes"))
         return planes_noise if normals is None else model_noise
 
     monkeypatch.setattr(inference, "surface_points", lambda *args, **kwargs: 4096.0)
@@ -246,6 +248,7 @@ def test_context_follows_pca_planes_and_fit_the_models(monkeypatch, planes_noise
     monkeypatch.setattr(inference, "refine_normals", fitted)
     predict_normals(small_model(), ellipsoid(3000), 256)
     assert verdicts == [True, False]  # PCA planes first, then the model's normals
+    assert planes[0] is not None and planes[1] is planes[0]  # measured once
     assert contexts == [8 * 256 if planes_noise else choose_scale(CLEAN_SURFACE, 256) * 256]
     if model_noise:
         assert fits == [(refine_neighbours(4096), 2)]
@@ -253,8 +256,9 @@ def test_context_follows_pca_planes_and_fit_the_models(monkeypatch, planes_noise
         assert fits == [(CLEAN_NEIGHBOURS, 1)] == [(16, 1)]
     contexts.clear()
     verdicts.clear()
+    planes.clear()
     predict_normals(small_model(), ellipsoid(3000), 256, scale=2)  # the user's scale stays
-    assert contexts == [2 * 256] and verdicts == [False]
+    assert contexts == [2 * 256] and verdicts == [False] and planes == [None]
 
 
 def test_prediction_is_scale_invariant():

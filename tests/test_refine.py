@@ -178,14 +178,15 @@ def test_a_rough_guide_does_not_hide_the_noise():
     """A weaker network's normals (here the true ones tilted by about 20° at random) are
     as rough at 64 neighbours as at 16, so across them noisy spheres no longer look noisy
     (ratios 0.9-1.1); across PCA planes they do (about 1.85), and
-    :data:`~refine.PLANE_NOISE_RATIO` keeps them noisy. A clean sphere under the same
-    guide stays clean."""
+    :data:`~refine.PLANE_NOISE_RATIO` keeps them noisy; heights across PCA planes passed
+    in are taken as given. A clean sphere under the same guide stays clean."""
     for noise in (0.005, 0.01):
         pos, truth = noisy_sphere(20_000, noise)
         guide = perturbed(truth, 20.0)
         rough, coarse = height_spread(pos, guide, (16, 64))
         assert rough < 0.17 and rough < 1.2 * coarse  # the guide's own rule misses it
         assert refine.roughness_is_noise(pos, guide)
+        assert not refine.roughness_is_noise(pos, guide, planes=(0.0, 1.0))  # taken as given
     pos, truth = noisy_sphere(20_000, 0.0)
     assert not refine.roughness_is_noise(pos, perturbed(truth, 20.0))
 
