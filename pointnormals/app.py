@@ -91,7 +91,7 @@ def parser() -> argparse.ArgumentParser:
     )
     add(
         "--scale",
-        type=_scale,
+        type=_auto_or_positive,
         default=None,
         metavar="S",
         help="context scale: auto (default, from the cloud's noise) or S: a patch spans "
@@ -116,6 +116,14 @@ def parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip the plane fit that follows the network (its normals as they come)",
     )
+    add(
+        "--fit-k",
+        type=_auto_or_positive,
+        default=None,
+        metavar="K",
+        help="neighbours of the plane fit after the network: auto (default, from the "
+        "noise: 16 on clean scans, 32-256 under noise) or K (more for large smooth panels)",
+    )
     add("--k", type=_positive, default=30, help="neighbours of --method pca (default 30)")
     add("--threads", type=_positive, default=None, help="CPU threads (default: torch's)")
     add("--quiet", action="store_true", help="print nothing on success, no progress display")
@@ -138,7 +146,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def _scale(text: str) -> int | None:
+def _auto_or_positive(text: str) -> int | None:
     return None if text == "auto" else _positive(text)
 
 
@@ -203,6 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         argv = _join_viewpoint(list(sys.argv[1:] if argv is None else argv))
         args = parser().parse_args(argv)
+        if args.fit_k is not None and not (args.refine and args.method == "model"):
+            raise _UsageError(
+                "--fit-k sizes the model's plane fit: not with --no-refine or --method pca"
+            )
         if args.threads:
             import torch
 

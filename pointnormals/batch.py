@@ -39,6 +39,7 @@ def predict_options(args: Namespace) -> dict[str, Any]:
         "overlap": args.overlap,
         "precision": args.precision,
         "refine": args.refine,
+        "fit_neighbours": args.fit_k,
     }
 
 

@@ -210,6 +210,7 @@ def predict_normals(
     precision: str = "mixed",
     refine: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
+    fit_neighbours: int | None = None,
 ) -> Tensor:
     """Unit normals ``(N, 3)`` of ``points`` ``(N, 3)`` (any size, pose, scale, units).
 
@@ -234,6 +235,9 @@ def predict_normals(
         progress: called as ``progress(stage, done, total)``: ``("predicting", patches
             done, patches)`` after every model call, ``("fitting planes", points done,
             points)`` after every chunk of the plane fit.
+        fit_neighbours: ``k`` of the plane fit as given (its width and passes still
+            follow the noise), e.g. more for large smooth panels; ``None``: from the
+            noise (step 5 of the module docstring).
 
     Returns:
         Unoriented unit normals on the device of ``points``, in its dtype.
@@ -242,6 +246,8 @@ def predict_normals(
     report = progress or _quiet
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if fit_neighbours is not None and fit_neighbours < 1:
+        raise ValueError(f"fit_neighbours must be at least 1, got {fit_neighbours}")
     n = points.size(0)
     device = next(model.parameters()).device
     dtype = torch.float32 if precision == "float32" else torch.float64
@@ -294,6 +300,8 @@ def predict_normals(
             # guide where the neighbours still lie along lines, and fit once (the lines
             # read as noise; moving points onto planes across them smooths the surface)
             neighbours, span, passes = max(neighbours, 2 * spread), LINE_SPAN, 1
+        if fit_neighbours is not None:  # the user's
+            neighbours = fit_neighbours
         normals = refine_normals(
             pos,
             normals,

@@ -146,6 +146,8 @@ def test_default_precision_is_exact_where_float32_is_not():
     assert gaps["float32"] > 100 * gaps["mixed"]  # measured 0.03°
     with pytest.raises(ValueError, match="precision must be one of"):
         predict_normals(model, ellipsoid(300), precision="half")
+    with pytest.raises(ValueError, match="fit_neighbours must be at least 1"):
+        predict_normals(model, ellipsoid(300), fit_neighbours=0)
 
 
 def test_default_precision_is_exact_on_quantised_coordinates():

@@ -14,7 +14,7 @@ import torch
 from conftest import REPO
 from plyfile import PlyData, PlyElement
 
-from pointnormals import api, o3d
+from pointnormals import api, inference, o3d
 from pointnormals.app import main
 from pointnormals.cloudio import read_cloud
 from pointnormals.geometry import angle_deg, haar_orthogonal
@@ -136,6 +136,25 @@ def test_no_refine_gives_the_networks_own_normals(scan, checkpoint, capsys):
     assert np.abs((written * expected[True]).sum(1)).min() < 1 - 1e-4  # the fit changes some
 
 
+def test_fit_k_sizes_the_plane_fit(scan, checkpoint, capsys, monkeypatch):
+    """``--fit-k K`` fits over K neighbours, ``auto`` over as many as the noise says."""
+    sizes = []
+    fit = inference.refine_normals
+
+    def fitted(pos, normals, neighbours, **kwargs):
+        sizes.append(neighbours)
+        return fit(pos, normals, neighbours, **kwargs)
+
+    monkeypatch.setattr(inference, "refine_normals", fitted)
+    for k in ("auto", "200"):
+        out = scan.with_name(f"fit{k}.ply")
+        status, _, err = run([scan, "--checkpoint", checkpoint, "--fit-k", k, "-o", out], capsys)
+        assert (status, err) == (0, "")
+    assert sizes[0] <= 256 and sizes[1] == 200
+    auto, wide = (read_cloud(scan.with_name(f"fit{k}.ply")).normals for k in ("auto", "200"))
+    assert np.abs((auto * wide).sum(1)).min() < 1 - 1e-4  # another fit
+
+
 @pytest.mark.parametrize("suffix", [".pcd", ".xyzn", ".txt"])
 def test_other_output_formats_and_outward_orientation(scan, checkpoint, capsys, suffix):
     out_path = scan.with_name(f"out{suffix}")
@@ -202,6 +221,9 @@ def _bad_cases(tmp_path, scan):
         ([scan, "--checkpoint", tmp_path / "nope.ckpt"], 1, "checkpoint not found"),
         ([scan, "--checkpoint", junk_ckpt], 1, "not a pointnormals checkpoint"),
         ([scan, "--patch-points", "0"], 2, "must be > 0"),
+        ([scan, "--fit-k", "0"], 2, "must be > 0"),
+        ([scan, "--fit-k", "64", "--no-refine"], 2, "--fit-k sizes the model's plane fit"),
+        ([scan, "--fit-k", "64", "--method", "pca"], 2, "--fit-k sizes the model's plane fit"),
         ([scan, "--method", "magic"], 2, "invalid choice: 'magic'"),
         ([scan, "--orient", "viewpoint", "1,2"], 2, "viewpoint needs X,Y,Z"),
         ([scan, "--orient", "viewpoint", "a,b,c"], 2, "viewpoint needs X,Y,Z"),
