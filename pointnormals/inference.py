@@ -96,6 +96,7 @@ from pointnormals.refine import (
     THICK,
     fit_settings,
     height_spread,
+    panel_neighbours,
     refine_normals,
     roughness_is_noise,
 )
@@ -300,6 +301,8 @@ def predict_normals(
             # guide where the neighbours still lie along lines, and fit once (the lines
             # read as noise; moving points onto planes across them smooths the surface)
             neighbours, span, passes = max(neighbours, 2 * spread), LINE_SPAN, 1
+        elif noise and fit_neighbours is None:  # large smooth panels: a wider fit
+            neighbours = panel_neighbours(pos, normals, neighbours, width, search)
         if fit_neighbours is not None:  # the user's
             neighbours = fit_neighbours
         normals = refine_normals(
