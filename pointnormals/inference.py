@@ -33,8 +33,9 @@ the model on batches of them:
 5. **Refinement**: a robust plane fit of every point's nearest points, weighted by their
    height over the blended normal's tangent plane (:mod:`pointnormals.refine`): the model
    says which plane, the scan's points say where exactly; where the roughness is noise
-   its size follows the noise and a second pass fits again over the points moved onto
-   their planes, elsewhere it takes
+   its size follows the noise (256 where lightly noisy fits stay plane-like that far,
+   :func:`~pointnormals.refine.panel_neighbours`) and a second pass fits again over the
+   points moved onto their planes, elsewhere it takes
    :data:`~pointnormals.refine.CLEAN_NEIGHBOURS` points
    (:func:`~pointnormals.refine.fit_settings`), and on scan lines at least
    twice the ``k`` at which neighbourhoods span two directions, in one pass, keeping
