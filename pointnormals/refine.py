@@ -356,10 +356,10 @@ def panel_neighbours(
         points: ``(N, 3)``, normals: ``(N, 3)`` unit guides, any sign → ``neighbours``
         or ``highest``.
     """
-    if neighbours >= 181 or points.size(0) <= highest:
-        return neighbours
     # sqrt(2) steps up to one beyond highest (T of highest compares with it)
     ladder = [round(highest * 2 ** (step / 2)) for step in range(-8, 2)]
+    if neighbours >= ladder[-3] or points.size(0) <= highest:  # a step below highest
+        return neighbours
     sizes = [neighbours] + [k for k in ladder if k > neighbours]
     search = search or graph.PatchSearch(points)
     centres = spread_sample(points, samples)
