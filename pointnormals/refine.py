@@ -339,9 +339,9 @@ def panel_neighbours(
     rising once curvature, creases or other parts enter. Where :math:`T_k` stays within
     :data:`PANEL_RISE` of its value at ``neighbours`` all the way up to ``highest``, the
     fit takes ``highest`` neighbours: large smooth panels, where the noise estimate's
-    size leaves most of the noise in the normals. Measured on the benchmark's noisy,
-    range-scan, strays and merged clouds and the training meshes' noisy clouds and range
-    scans (100k points), the 34 whose estimate's size is below 181: three are widened,
+    size leaves most of the noise in the normals. Measured on the benchmark's 0.125 %,
+    range-scan, strays and merged clouds and the training meshes' 0.125 % clouds and
+    range scans (100k points), the 34 whose estimate's size is below 181: three are widened,
     all panels (a cone at 0.125 % noise 5.57 → 4.54°, the alligator at 0.125 % 1.86 →
     0.91°, its range scan 1.06 → 0.13°); at 2000 centres their largest ratio was
     1.16-1.24, a cone with 1 % strays 1.28 (not widened at 1000 centres: 5.47°, 4.55° at
