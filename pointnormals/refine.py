@@ -208,10 +208,7 @@ def height_spread(
         search: a :class:`~pointnormals.graph.PatchSearch` of ``points`` to reuse.
         samples: centres.
     """
-    search = search or graph.PatchSearch(points)
-    centres = spread_sample(points, samples)
-    nearest = search.query(points[centres], max(ks))  # (S, K), nearest first
-    offsets = points[nearest] - points[centres].unsqueeze(1)
+    centres, offsets = _sampled_neighbourhoods(points, max(ks), samples, search)
     if normals is None:
         _, guide = thickness_and_normal(offsets)  # (S, 3) PCA planes
     else:
@@ -361,10 +358,7 @@ def panel_neighbours(
     if neighbours >= ladder[-3] or points.size(0) <= highest:  # a step below highest
         return neighbours
     sizes = [neighbours] + [k for k in ladder if k > neighbours]
-    search = search or graph.PatchSearch(points)
-    centres = spread_sample(points, samples)
-    nearest = search.query(points[centres], min(sizes[-1], points.size(0)))  # (S, K)
-    offsets = points[nearest] - points[centres].unsqueeze(1)  # (S, K, 3)
+    centres, offsets = _sampled_neighbourhoods(points, sizes[-1], samples, search)
     height = (offsets @ normals[centres].to(points.dtype).unsqueeze(-1)).squeeze(-1)
     axes, spreads = [], []
     for k in sizes:
@@ -497,6 +491,21 @@ def refine_normals(
         if projected is not None:
             moved, guide = projected, out
     return out
+
+
+def _sampled_neighbourhoods(
+    points: Tensor, k: int, samples: int, search: graph.PatchSearch | None
+) -> tuple[Tensor, Tensor]:
+    """``samples`` centres (:func:`~pointnormals.patching.spread_sample`) and the offsets
+    of their ``k`` nearest points, nearest first.
+
+    Shapes:
+        points: ``(N, 3)`` → centres ``(S,)``, offsets ``(S, min(k, N), 3)``.
+    """
+    search = search or graph.PatchSearch(points)
+    centres = spread_sample(points, samples)
+    nearest = search.query(points[centres], min(k, points.size(0)))  # (S, K)
+    return centres, points[nearest] - points[centres].unsqueeze(1)
 
 
 def _slab_fit(
