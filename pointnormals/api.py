@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pointnormals import allocator, geometry, inference
+from pointnormals import allocator, geometry, graph, inference
 
 __all__ = ["METHODS", "ORIENTATIONS", "check_extent", "estimate", "estimate_normals", "load_model"]
 
@@ -133,8 +133,13 @@ def estimate(
         report("estimating", 0, 0)
         from pointnormals import o3d
 
-        pca = o3d.estimate_normals_pca(cloud.detach().cpu().numpy(), k)
-        normals = torch.from_numpy(pca).to(cloud.device, cloud.dtype)
+        # in the KD-tree's order, where neighbours sit close together in memory: Open3D's
+        # search is 2-2.5x faster than on a shuffled cloud (the same neighbours)
+        order = graph.PatchSearch(cloud).order.cpu()
+        pca = o3d.estimate_normals_pca(cloud.detach().cpu()[order].numpy(), k)
+        normals = torch.empty(pca.shape, dtype=cloud.dtype)
+        normals[order] = torch.from_numpy(pca).to(cloud.dtype)
+        normals = normals.to(cloud.device)
     else:
         if model is None:
             raise ValueError("method='model' needs a model (see pointnormals.api.load_model)")

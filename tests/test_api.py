@@ -11,6 +11,7 @@ import torch
 from conftest import readme_example, small_model
 
 import pointnormals
+from pointnormals import o3d
 from pointnormals.nn import save_model
 
 
@@ -42,6 +43,15 @@ def test_numpy_in_numpy_out_input_untouched(dtype):
     assert normals.shape == points.shape
     np.testing.assert_array_equal(points, before)
     assert outward(points.astype(np.float64), normals.astype(np.float64)).min() > 0.95
+
+
+def test_pca_gives_open3ds_normals_whatever_the_point_order():
+    # the points go to Open3D in the KD-tree's order (faster) and come back in the user's
+    points = np.random.default_rng(1).permutation(sphere(3000))
+    normals = pointnormals.estimate_normals(points, method="pca", k=12)
+    plain = o3d.estimate_normals_pca(points, 12)
+    np.testing.assert_allclose(np.abs((normals * plain).sum(1)), 1.0, atol=1e-9)
+    assert np.abs(outward(points, normals)).min() > 0.99
 
 
 def test_torch_in_torch_out_with_the_model(checkpoint):
