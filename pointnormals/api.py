@@ -134,7 +134,8 @@ def estimate(
         from pointnormals import o3d
 
         # in the KD-tree's order, where neighbours sit close together in memory: Open3D's
-        # search is 2-2.5x faster than on a shuffled cloud (the same neighbours)
+        # search is 2-2.5x faster than on a shuffled cloud (the same neighbours; exact
+        # ties, as on quantised coordinates, it breaks by the order it is given anyway)
         order = graph.PatchSearch(cloud).order.cpu()
         pca = o3d.estimate_normals_pca(cloud.detach().cpu()[order].numpy(), k)
         normals = torch.empty(pca.shape, dtype=cloud.dtype)
